@@ -1,0 +1,141 @@
+"""Application assembly: ``create_app(settings)`` builds intake, ``create_admin_app`` the probes.
+
+Everything an app needs is built here from its settings and held by that app alone (no
+module-level state), so tests can build as many apps as they like side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from relay.intake.basic_auth import BasicCredentials, file_mode_is_private
+from relay.intake.endpoint import DeliveryEndpoint, IntakeAuth
+from relay.intake.responses import json_response
+from relay.intake.signature import SignatureVerifier
+from relay.kafka.client_config import producer_config
+from relay.kafka.publisher import EventSink, KafkaPublisher
+from relay.metrics import RelayMetrics
+from relay.records import RecordBuilder
+from relay.routing import KeyPicker, TopicRouter
+from relay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What one relay instance owns; shared by its intake app and its admin app."""
+
+    settings: Settings
+    metrics: RelayMetrics
+    sink: EventSink
+    publisher: KafkaPublisher | None
+    started: bool = False
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining and self.sink.ready
+
+
+def build_auth(settings: Settings) -> IntakeAuth:
+    auth = settings.auth
+    basic = None
+    if auth.basic_enabled:
+        if auth.basic_credentials_file and not file_mode_is_private(auth.basic_credentials_file):
+            logger.warning("basic credentials file is readable by other users; chmod 600 it")
+        basic = BasicCredentials(
+            auth.basic_credentials, auth.basic_credentials_file, auth.reload_interval_seconds
+        )
+    signature = None
+    if auth.signature.enabled:
+        signature = SignatureVerifier(auth.signature.secrets, auth.signature.tolerance_seconds)
+    if basic is None and signature is None:
+        logger.warning("intake accepts unauthenticated deliveries (auth.allow_unauthenticated)")
+    return IntakeAuth(basic=basic, signature=signature)
+
+
+def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
+    metrics = RelayMetrics()
+    publisher = None
+    if sink is None:
+        publisher = KafkaPublisher(
+            producer_config(settings.kafka, settings.intake),
+            settings.intake.max_inflight_events,
+            metrics,
+        )
+        sink = publisher
+    return Runtime(settings=settings, metrics=metrics, sink=sink, publisher=publisher)
+
+
+def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
+    """The intake app. ``sink`` replaces Kafka for pure-logic tests only."""
+    runtime = build_runtime(settings, sink)
+    endpoint = DeliveryEndpoint(
+        settings,
+        build_auth(settings),
+        RecordBuilder(TopicRouter(settings.topics), KeyPicker(settings.keys), settings.cloudevents),
+        runtime.sink,
+        runtime.metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if runtime.publisher is not None:
+            await runtime.publisher.start()
+        runtime.started = True
+        logger.info("relay intake started", extra={"path": settings.intake.path})
+        try:
+            yield
+        finally:
+            # The server has stopped taking requests and finished in-flight ones by now;
+            # what remains is records still queued in the producer.
+            runtime.draining = True
+            if runtime.publisher is not None:
+                await runtime.publisher.stop(settings.server.shutdown_grace_seconds)
+            logger.info("relay intake stopped")
+
+    routes = [Route(settings.intake.path, endpoint.handle, methods=["POST"])]
+    if settings.server.admin_port == 0:
+        routes.extend(admin_routes(runtime))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app
+
+
+def admin_routes(runtime: Runtime) -> list[Route]:
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_request: Request) -> Response:
+        # Liveness: the process answers. Kafka trouble is readiness, not a reason to restart.
+        return json_response(200, {"status": "alive"})
+
+    async def readyz(_request: Request) -> Response:
+        checks = {
+            "started": runtime.started,
+            "draining": runtime.draining,
+            "kafka": runtime.sink.ready,
+        }
+        return json_response(200 if runtime.ready else 503, {"ready": runtime.ready, **checks})
+
+    return [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+
+
+def create_admin_app(intake_app: Starlette) -> Starlette:
+    """Metrics and probes for ``intake_app``, to serve on the separate admin port."""
+    runtime: Runtime = intake_app.state.runtime
+    return Starlette(routes=admin_routes(runtime))

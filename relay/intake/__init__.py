@@ -1,0 +1,1 @@
+"""HTTP intake: authenticate a delivery, read and parse it, publish its events."""

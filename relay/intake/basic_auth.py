@@ -1,0 +1,133 @@
+"""HTTP Basic check for UltraCart deliveries, with several accepted pairs for rotation.
+
+UltraCart sends the ``basic_username``/``basic_password`` configured on the webhook
+(WEBHOOKS.md section 0). Accepting a set of pairs, and re-reading the credentials file
+when it changes, lets an operator add a new pair, switch UltraCart to it and drop the old
+one without a moment when deliveries are refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay.errors import Unauthorized
+from relay.secrets import Secret
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A sender whose credentials matched; only the user name is kept, for logs."""
+
+    username: str
+
+
+def _digest(pair: bytes) -> bytes:
+    # Comparing fixed-size digests keeps the time independent of where the bytes differ
+    # and of the length of either side.
+    return hashlib.sha256(pair).digest()
+
+
+def read_credentials_file(path: Path) -> list[Secret]:
+    """One ``user:password`` per line; blank lines and ``#`` comments are ignored."""
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if ":" not in text or text.startswith(":"):
+            raise ValueError(f"{path}:{number} is not of the form user:password")
+        pairs.append(Secret(text))
+    return pairs
+
+
+class BasicCredentials:
+    """The set of accepted pairs: fixed ones from settings plus those in a watched file."""
+
+    def __init__(
+        self,
+        fixed: Iterable[Secret],
+        file: str = "",
+        reload_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fixed = [_digest(p.reveal().encode()) for p in fixed]
+        self._file = Path(file) if file else None
+        self._reload_interval = reload_interval
+        self._clock = clock
+        self._from_file: list[bytes] = []
+        self._file_stamp: tuple[int, int] | None = None
+        self._next_check = 0.0
+        if self._file is not None:
+            # At start-up a missing or broken file is fatal: better than starting with
+            # no way for UltraCart to get in.
+            self._load(self._file)
+
+    @property
+    def count(self) -> int:
+        return len(self._fixed) + len(self._from_file)
+
+    def _load(self, path: Path) -> None:
+        stat = path.stat()
+        pairs = read_credentials_file(path)
+        self._from_file = [_digest(p.reveal().encode()) for p in pairs]
+        self._file_stamp = (stat.st_mtime_ns, stat.st_size)
+
+    def _maybe_reload(self) -> None:
+        if self._file is None:
+            return
+        now = self._clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._reload_interval
+        try:
+            stat = self._file.stat()
+            if (stat.st_mtime_ns, stat.st_size) == self._file_stamp:
+                return
+            self._load(self._file)
+            logger.info("reloaded basic credentials file", extra={"pairs": len(self._from_file)})
+        except (OSError, ValueError) as exc:
+            # Keep the last good set: a half-written or vanished file must not lock
+            # UltraCart out.
+            logger.error(
+                "cannot reload basic credentials file; keeping the previous set",
+                extra={"error": type(exc).__name__},
+            )
+
+    def check(self, authorization: str | None) -> Caller:
+        self._maybe_reload()
+        if not authorization:
+            raise Unauthorized("missing")
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            raise Unauthorized("malformed")
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise Unauthorized("malformed") from None
+        if b":" not in decoded:
+            raise Unauthorized("malformed")
+        provided = _digest(decoded)
+        matched = False
+        for expected in (*self._fixed, *self._from_file):
+            # No early exit: every pair is compared whichever one matches.
+            matched |= hmac.compare_digest(provided, expected)
+        if not matched:
+            raise Unauthorized("bad_credentials")
+        username = decoded.split(b":", 1)[0].decode("utf-8", "replace")
+        return Caller(username=username)
+
+
+def file_mode_is_private(path: str) -> bool:
+    """True when group and others cannot read the file (warned about at start-up)."""
+    return not os.stat(path).st_mode & 0o077

@@ -1,0 +1,56 @@
+"""Reading a delivery body off the wire: media type, size and time limits, Content-Encoding."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+
+from relay.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from relay.intake.decoding import gunzip_bounded
+from relay.settings import IntakeSettings
+
+
+def check_media_type(content_type: str, intake: IntakeSettings) -> None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if not media_type:
+        if intake.allow_missing_content_type:
+            return
+        raise UnsupportedMediaType("a Content-Type header is required (application/json)")
+    if media_type in intake.accepted_content_types or media_type.endswith("+json"):
+        return
+    accepted = ", ".join(intake.accepted_content_types)
+    raise UnsupportedMediaType(
+        f"Content-Type {media_type[:100]!r} is not accepted; send one of: {accepted}"
+    )
+
+
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        # Refuse before reading: no point receiving megabytes we will not keep.
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body exceeds the {limit} byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body was not received within {timeout:g} s") from None
+    return b"".join(chunks)
+
+
+def decode_content_encoding(body: bytes, content_encoding: str, inflated_limit: int) -> bytes:
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return gunzip_bounded(body, inflated_limit, what="the gzip-encoded body")
+    raise UnsupportedMediaType(
+        f"Content-Encoding {encoding[:50]!r} is not supported; use gzip or none",
+        code="unsupported_content_encoding",
+    )

@@ -1,0 +1,186 @@
+"""``POST /webhooks/ultracart``: authenticate, read, parse, publish, then answer.
+
+The answer is 200 only after Kafka has acknowledged every event of the delivery. Every
+other outcome is a non-2xx, which UltraCart retries, so a delivery is either wholly in
+Kafka or will be sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from relay.errors import DeliveryError, RejectedDelivery, Unauthorized, Unavailable
+from relay.intake.basic_auth import BasicCredentials
+from relay.intake.body import check_media_type, decode_content_encoding, read_body
+from relay.intake.dead_letter import dead_letter_record
+from relay.intake.parsing import parse_delivery
+from relay.intake.responses import error_response, json_response
+from relay.intake.signature import SignatureVerifier
+from relay.kafka.publisher import EventSink
+from relay.log_context import request_id_var
+from relay.metrics import RelayMetrics
+from relay.records import Record, RecordBuilder, now_utc
+from relay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# A caller-supplied request id is echoed into logs and Kafka headers: keep it tame.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Leave room under librdkafka's 1 MB default for headers; longer raw bodies are cut.
+_DEAD_LETTER_MAX_BYTES = 900 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeAuth:
+    """The configured checks; ``None`` means that check is not in use."""
+
+    basic: BasicCredentials | None
+    signature: SignatureVerifier | None
+
+
+class DeliveryEndpoint:
+    def __init__(
+        self,
+        settings: Settings,
+        auth: IntakeAuth,
+        builder: RecordBuilder,
+        sink: EventSink,
+        metrics: RelayMetrics,
+    ) -> None:
+        self._intake = settings.intake
+        self._body_timeout = settings.server.body_timeout_seconds
+        self._dead_letter_topic = settings.topics.dead_letter_topic
+        self._auth = auth
+        self._builder = builder
+        self._sink = sink
+        self._metrics = metrics
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        delivery_id = _delivery_id(request)
+        token = request_id_var.set(delivery_id)
+        self._metrics.inflight_deliveries.inc()
+        outcome = "ok"
+        try:
+            response = await self._handle(request, delivery_id, started)
+        except DeliveryError as exc:
+            outcome = exc.code
+            response = self._refusal(exc, delivery_id)
+        except ClientDisconnect:
+            # The sender went away mid-body; nothing was published and nobody is listening.
+            outcome = "client_disconnected"
+            response = Response(status_code=400)
+        finally:
+            self._metrics.inflight_deliveries.dec()
+            request_id_var.reset(token)
+        elapsed = time.perf_counter() - started
+        self._metrics.deliveries.labels(outcome=outcome).inc()
+        self._metrics.delivery_seconds.labels(outcome=outcome).observe(elapsed)
+        return response
+
+    async def _handle(self, request: Request, delivery_id: str, started: float) -> Response:
+        received = now_utc()
+        headers = request.headers
+        if self._auth.basic is not None:
+            self._auth.basic.check(headers.get("authorization"))
+        body = b""
+        records: list[Record] = []
+        try:
+            check_media_type(headers.get("content-type", ""), self._intake)
+            body = await read_body(request, self._intake.max_body_bytes, self._body_timeout)
+            self._metrics.payload_bytes.observe(len(body))
+            if self._auth.signature is not None:
+                self._auth.signature.verify(headers, body)
+            decoded = decode_content_encoding(
+                body, headers.get("content-encoding", ""), self._intake.max_decompressed_bytes
+            )
+            delivery = parse_delivery(
+                decoded,
+                max_events=self._intake.max_events_per_delivery,
+                max_inflated_bytes=self._intake.max_decompressed_bytes,
+            )
+            records = self._builder.build(delivery.events, delivery_id, received)
+            await self._sink.publish(records, self._remaining(started))
+        except RejectedDelivery as exc:
+            await self._dead_letter(exc, body, delivery_id, received, headers, started)
+            raise
+        except Unavailable:
+            self._count_events(records, "failed")
+            raise
+        self._count_events(records, "published")
+        logger.debug("delivery published", extra={"events": len(records)})
+        return json_response(
+            200, {"status": "ok", "delivery_id": delivery_id, "events": len(records)}
+        )
+
+    def _count_events(self, records: list[Record], outcome: str) -> None:
+        for record in records:
+            self._metrics.events.labels(event_type=record.label, outcome=outcome).inc()
+
+    def _remaining(self, started: float) -> float:
+        return max(0.001, self._intake.ack_deadline_seconds - (time.perf_counter() - started))
+
+    async def _dead_letter(
+        self,
+        error: RejectedDelivery,
+        body: bytes,
+        delivery_id: str,
+        received: datetime,
+        headers: Headers,
+        started: float,
+    ) -> None:
+        record = dead_letter_record(
+            self._dead_letter_topic,
+            body,
+            error,
+            delivery_id=delivery_id,
+            received=received,
+            content_type=headers.get("content-type", ""),
+            content_encoding=headers.get("content-encoding", ""),
+            max_bytes=_DEAD_LETTER_MAX_BYTES,
+        )
+        try:
+            await self._sink.publish([record], self._remaining(started))
+        except DeliveryError as exc:
+            # Answering 4xx now would make UltraCart drop a delivery we have no copy of;
+            # a 503 makes it come back when the dead-letter topic can take it.
+            logger.error(
+                "dead-lettering failed; asking the sender to retry",
+                extra={"reason": error.code, "error": exc.code},
+            )
+            raise Unavailable(
+                "the delivery was rejected and could not be recorded; retry later",
+                code="dead_letter_failed",
+            ) from None
+        self._metrics.dead_letters.labels(reason=error.code).inc()
+        logger.warning(
+            "delivery rejected and dead-lettered",
+            extra={"reason": error.code, "status": error.status, "detail": error.message},
+        )
+
+    def _refusal(self, error: DeliveryError, delivery_id: str) -> Response:
+        if isinstance(error, Unauthorized):
+            self._metrics.auth_failures.labels(reason=error.reason).inc()
+            logger.warning("delivery refused: authentication", extra={"reason": error.reason})
+            return error_response(error, delivery_id, {"WWW-Authenticate": 'Basic realm="relay"'})
+        if isinstance(error, Unavailable):
+            logger.warning("delivery not acknowledged", extra={"reason": error.code})
+            retry_after = str(self._intake.retry_after_seconds)
+            return error_response(error, delivery_id, {"Retry-After": retry_after})
+        return error_response(error, delivery_id)
+
+
+def _delivery_id(request: Request) -> str:
+    supplied = request.headers.get("x-request-id", "")
+    if _REQUEST_ID.fullmatch(supplied):
+        return supplied
+    return uuid.uuid4().hex

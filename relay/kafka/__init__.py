@@ -1,0 +1,1 @@
+"""Kafka side of relay: producer configuration and the asyncio bridge to librdkafka."""

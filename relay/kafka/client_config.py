@@ -1,0 +1,57 @@
+"""librdkafka configuration: relay's safe defaults, then the operator's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.config_sources import ConfigError
+from relay.settings import IntakeSettings, KafkaSettings
+
+# Options that carry the delivery contract. An operator may tune anything else, but a
+# 200 must keep meaning "every in-sync replica has it, with no duplicates from retries".
+_REQUIRED = {"acks": {"all", "-1"}, "enable.idempotence": {"true"}}
+
+
+def producer_config(kafka: KafkaSettings, intake: IntakeSettings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": kafka.client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        # A few ms of batching turns many small produce requests into few larger ones; the
+        # delivery latency it adds is far below UltraCart's 30 s budget.
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        # Fail a record at about the time relay gives up on the delivery, so the
+        # in-flight accounting does not outlive the answer by much.
+        "message.timeout.ms": int(intake.ack_deadline_seconds * 1000) + 5000,
+        # relay bounds the queue itself (intake.max_inflight_events); librdkafka's own
+        # bound only has to be no smaller.
+        "queue.buffering.max.messages": max(intake.max_inflight_events * 2, 100_000),
+        "statistics.interval.ms": 1000,
+        "socket.keepalive.enable": True,
+    }
+    config.update(kafka.librdkafka)
+    for option, allowed in _REQUIRED.items():
+        if str(config[option]).lower() not in allowed:
+            raise ConfigError(
+                f"kafka.librdkafka.{option} must stay {sorted(allowed)[0]!r}: relay answers "
+                "200 only once Kafka durably holds every event"
+            )
+    return config
+
+
+def admin_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection options only (security, SASL, SSL): producer tuning would be rejected."""
+    connection_prefixes = ("security.", "sasl.", "ssl.", "socket.", "broker.", "client.")
+    config: dict[str, Any] = {
+        key: value for key, value in kafka.librdkafka.items() if key.startswith(connection_prefixes)
+    }
+    config["bootstrap.servers"] = kafka.bootstrap_servers
+    config.setdefault("client.id", kafka.client_id + "-admin")
+    return config
+
+
+def max_message_bytes(config: dict[str, Any]) -> int:
+    """librdkafka's client-side limit on one record (message.max.bytes, default 1 MB)."""
+    return int(config.get("message.max.bytes", 1_000_000))

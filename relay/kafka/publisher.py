@@ -1,0 +1,237 @@
+"""The asyncio side of the producer: publish a delivery's records, await every acknowledgement.
+
+One confluent-kafka ``Producer`` per app, served by one poll thread. librdkafka calls the
+delivery callback once per record on that thread; a per-delivery ``_Batch`` counts them
+down and wakes the event loop once, when the last one is in (``call_soon_threadsafe``:
+futures must only be touched from their own loop).
+
+Admission is decided before any record is handed over: a delivery that would take the
+number of unacknowledged events above ``max_inflight_events``, or that holds a record
+larger than the producer accepts, is refused whole, so nothing is half-published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from relay.errors import PayloadTooLarge, Unavailable
+from relay.kafka.client_config import max_message_bytes
+from relay.metrics import RelayMetrics
+from relay.records import Record
+
+logger = logging.getLogger(__name__)
+
+# Headroom for the key, headers and record framing on top of the value.
+_RECORD_OVERHEAD = 1024
+
+
+class EventSink(Protocol):
+    """Where records go. The Kafka publisher in production; a fake in pure-logic tests."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def publish(self, records: Sequence[Record], timeout: float) -> None:
+        """Return once every record is acknowledged; raise ``Unavailable`` otherwise."""
+        ...
+
+
+class _Batch:
+    """Counts one delivery's acknowledgements down on the poll thread."""
+
+    __slots__ = ("_lock", "_loop", "errors", "future", "remaining")
+
+    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.remaining = size
+        self.errors: list[KafkaError] = []
+        self._loop = loop
+        # Callbacks (poll thread) and abandon() (event loop) may count down concurrently.
+        self._lock = threading.Lock()
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def on_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        with self._lock:
+            if error is not None:
+                self.errors.append(error)
+            self.remaining -= 1
+            done = self.remaining == 0
+        if done:
+            self._loop.call_soon_threadsafe(self._resolve)
+
+    def abandon(self, unsent: int) -> None:
+        """Records that never reached the producer will never be called back."""
+        with self._lock:
+            self.remaining -= unsent
+            done = self.remaining == 0
+        if done:
+            self._loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+class KafkaPublisher:
+    def __init__(
+        self, config: dict[str, Any], max_inflight_events: int, metrics: RelayMetrics
+    ) -> None:
+        self._config = dict(config)
+        self._config["stats_cb"] = self._on_stats
+        self._config["error_cb"] = self._on_error
+        self._max_record_bytes = max_message_bytes(config) - _RECORD_OVERHEAD
+        self._max_inflight = max_inflight_events
+        self._metrics = metrics
+        self._inflight_events = 0
+        self._producer: Producer | None = None
+        self._poller: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def inflight_events(self) -> int:
+        return self._inflight_events
+
+    async def start(self, connect_timeout: float = 10.0) -> None:
+        self._producer = Producer(self._config)
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
+        self._poller.start()
+        # Learn once whether the cluster answers, so /readyz is right from the start;
+        # afterwards the librdkafka statistics keep it current.
+        producer = self._producer
+        try:
+            await asyncio.to_thread(producer.list_topics, timeout=connect_timeout)
+            self._set_ready(True)
+        except KafkaException as exc:
+            logger.warning("kafka not reachable at start-up", extra={"error": str(exc)})
+            self._set_ready(False)
+
+    async def stop(self, flush_timeout: float) -> int:
+        """Flush what is queued within ``flush_timeout``; return how many records remain."""
+        if self._producer is None:
+            return 0
+        producer = self._producer
+        remaining: int = await asyncio.to_thread(producer.flush, flush_timeout)
+        self._stopping.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join, 5.0)
+        if remaining:
+            logger.error(
+                "producer closed with unacknowledged records", extra={"records": remaining}
+            )
+        self._producer = None
+        return remaining
+
+    def _poll_forever(self) -> None:
+        # A dedicated thread keeps callbacks flowing whatever the event loop is doing;
+        # poll() releases the GIL while it waits.
+        while not self._stopping.is_set():
+            producer = self._producer
+            if producer is None:
+                return
+            producer.poll(0.05)
+
+    async def publish(self, records: Sequence[Record], timeout: float) -> None:
+        if not records:
+            return
+        producer = self._producer
+        if producer is None or not self._ready:
+            raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
+        too_big = next((r for r in records if len(r.value) > self._max_record_bytes), None)
+        if too_big is not None:
+            raise PayloadTooLarge(
+                f"a {too_big.label} event is {len(too_big.value)} bytes; the producer accepts "
+                f"at most {self._max_record_bytes} bytes per record",
+                code="event_too_large",
+            )
+        count = len(records)
+        if self._inflight_events + count > self._max_inflight:
+            raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
+
+        loop = asyncio.get_running_loop()
+        batch = _Batch(count, loop)
+        self._inflight_events += count
+        self._metrics.inflight_events.set(self._inflight_events)
+        batch.future.add_done_callback(lambda _f: self._release(count))
+        started = time.perf_counter()
+        sent = 0
+        try:
+            for record in records:
+                producer.produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    on_delivery=batch.on_delivery,
+                )
+                sent += 1
+        except BufferError:
+            batch.abandon(count - sent)
+            raise Unavailable(
+                "the producer queue is full; retry later", code="overloaded"
+            ) from None
+        except KafkaException as exc:
+            batch.abandon(count - sent)
+            self._count_error(exc.args[0] if exc.args else None)
+            raise Unavailable(
+                "Kafka refused the records; retry later", code="produce_failed"
+            ) from None
+
+        try:
+            # shield: a timed-out wait must not cancel the future the callbacks resolve.
+            await asyncio.wait_for(asyncio.shield(batch.future), timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"Kafka did not acknowledge every event within {timeout:g} s; retry later",
+                code="ack_timeout",
+            ) from None
+        self._metrics.produce_seconds.observe(time.perf_counter() - started)
+        if batch.errors:
+            for error in batch.errors:
+                self._count_error(error)
+            raise Unavailable(
+                f"Kafka failed {len(batch.errors)} of {count} events "
+                f"({batch.errors[0].name()}); retry later",
+                code="produce_failed",
+            )
+
+    def _release(self, count: int) -> None:
+        self._inflight_events -= count
+        self._metrics.inflight_events.set(self._inflight_events)
+
+    def _count_error(self, error: object) -> None:
+        name = error.name() if isinstance(error, KafkaError) else "unknown"
+        self._metrics.produce_errors.labels(error=name).inc()
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready != self._ready:
+            logger.info("kafka readiness changed", extra={"ready": ready})
+        self._ready = ready
+        self._metrics.kafka_ready.set(1 if ready else 0)
+
+    # librdkafka callbacks, on the poll thread. Plain attribute writes and prometheus
+    # updates are safe there; nothing here touches the event loop.
+
+    def _on_stats(self, raw: str) -> None:
+        stats = orjson.loads(raw)
+        self._metrics.producer_queue_messages.set(stats.get("msg_cnt", 0))
+        self._metrics.producer_queue_bytes.set(stats.get("msg_size", 0))
+        brokers = stats.get("brokers", {}).values()
+        # Bootstrap entries have nodeid -1; only a learned broker that is UP counts.
+        self._set_ready(any(b.get("nodeid", -1) >= 0 and b.get("state") == "UP" for b in brokers))
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._set_ready(False)
+        logger.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})

@@ -1,0 +1,93 @@
+"""Run relay: the intake server and the admin server (metrics, probes) in one event loop.
+
+Shutdown order on SIGTERM or SIGINT:
+1. ``/readyz`` turns 503 at once, so load balancers stop sending deliveries;
+2. the intake server stops accepting, lets in-flight deliveries finish (their answer
+   still waits for Kafka) within ``shutdown_grace_seconds``;
+3. the app's lifespan flushes the producer;
+4. the admin server stops last, so probes and the final metrics stay readable meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import signal
+
+import uvicorn
+from starlette.applications import Starlette
+
+from relay.app import Runtime, create_admin_app, create_app
+from relay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def server_config(app: Starlette, settings: Settings, *, admin: bool = False) -> uvicorn.Config:
+    server = settings.server
+    return uvicorn.Config(
+        app,
+        host=server.admin_host if admin else server.host,
+        port=server.admin_port if admin else server.port,
+        # uvloop and httptools when installed (uvicorn[standard]); the stock loop and h11
+        # otherwise, so relay still runs where the C extensions cannot be built.
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        lifespan="off" if admin else "on",
+        access_log=server.access_log and not admin,
+        log_config=None,
+        timeout_keep_alive=int(server.keep_alive_seconds),
+        timeout_graceful_shutdown=int(server.shutdown_grace_seconds),
+        limit_concurrency=None if admin else server.max_concurrent_connections,
+        server_header=False,
+    )
+
+
+class _Servers:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.runtime: Runtime = self.app.state.runtime
+        self.intake = uvicorn.Server(server_config(self.app, settings))
+        self.admin: uvicorn.Server | None = None
+        if settings.server.admin_port:
+            self.admin = uvicorn.Server(
+                server_config(create_admin_app(self.app), settings, admin=True)
+            )
+
+    def request_stop(self) -> None:
+        if self.intake.should_exit:
+            # A second signal: stop waiting for in-flight work.
+            self.intake.force_exit = True
+            return
+        logger.info("stopping: draining in-flight deliveries")
+        self.runtime.draining = True
+        self.intake.should_exit = True
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        admin_task = None
+        if self.admin is not None:
+            # uvicorn's public serve() installs its own signal handlers and re-raises the
+            # signal afterwards; two servers in one process need one owner of the signals,
+            # so both run through _serve() and the handlers above decide.
+            admin_task = asyncio.create_task(self.admin._serve())
+        try:
+            await self.intake._serve()
+        finally:
+            if self.admin is not None and admin_task is not None:
+                self.admin.should_exit = True
+                await admin_task
+
+
+def serve(settings: Settings) -> int:
+    servers = _Servers(settings)
+    config = servers.intake.config
+    loop_factory = config.get_loop_factory()
+    runner = asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
+    with runner:
+        runner.run(servers.run())
+    return 0 if servers.intake.started else 1
