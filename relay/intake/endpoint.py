@@ -95,9 +95,10 @@ class DeliveryEndpoint:
         body = b""
         records: list[Record] = []
         try:
-            check_media_type(headers.get("content-type", ""), self._intake)
             body = await read_body(request, self._intake.max_body_bytes, self._body_timeout)
             self._metrics.payload_bytes.observe(len(body))
+            # Checked after reading so that a refused body still reaches the dead-letter topic.
+            check_media_type(headers.get("content-type", ""), self._intake)
             if self._auth.signature is not None:
                 self._auth.signature.verify(headers, body)
             decoded = decode_content_encoding(
