@@ -1,0 +1,65 @@
+# Developer entry points. A fresh clone needs Python 3.11, a JDK 17+ and Maven; then:
+#   make test    lint, type-check and run the tests (starts a throwaway Kafka on 19092)
+#   make run     run relay against a local Kafka on 9092 (or $RELAY_KAFKA__BOOTSTRAP_SERVERS)
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Touched after a successful install, so pip only runs again when pyproject.toml changes.
+STAMP := $(VENV)/.installed-dev
+KAFKA := deploy/local/kafka
+CONFIG ?= config/relay.toml
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
+PYTEST_ARGS ?=
+
+.PHONY: help install lint test run kafka-start kafka-stop kafka-status kafka-logs
+
+help:
+	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
+	@echo 'make run           relay serve --config $(CONFIG), with a local Kafka on 9092 if'
+	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
+	@echo 'make lint          ruff check and mypy only'
+	@echo 'make install       create $(VENV) and install relay with its dev extras'
+	@echo 'make kafka-start   start the dev Kafka (127.0.0.1:9092); kafka-stop, kafka-status,'
+	@echo '                   kafka-logs likewise (RELAY_KAFKA_PORT picks another broker)'
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# exec, so Ctrl-C and SIGTERM reach relay itself. The broker is left running for the next
+# `make run` (it starts in seconds, but not instantly); `make kafka-stop` stops it.
+run: $(STAMP)
+	@if [[ -z "$${RELAY_KAFKA__BOOTSTRAP_SERVERS:-}" ]]; then \
+		RELAY_KAFKA__BOOTSTRAP_SERVERS=$$(RELAY_KAFKA_PORT=$${RELAY_KAFKA_PORT:-9092} $(KAFKA) start); \
+		export RELAY_KAFKA__BOOTSTRAP_SERVERS; \
+	fi; \
+	echo "relay: Kafka at $$RELAY_KAFKA__BOOTSTRAP_SERVERS" >&2; \
+	exec $(BIN)/relay serve --config $(CONFIG)
+
+kafka-start:
+	$(KAFKA) start
+
+kafka-stop:
+	$(KAFKA) stop
+
+kafka-status:
+	$(KAFKA) status
+
+kafka-logs:
+	$(KAFKA) logs
