@@ -86,6 +86,8 @@ class KafkaPublisher:
         self._config = dict(config)
         self._config["stats_cb"] = self._on_stats
         self._config["error_cb"] = self._on_error
+        # librdkafka's own log lines go through Python logging (JSON), not raw to stderr.
+        self._config["logger"] = logging.getLogger("relay.librdkafka")
         self._max_record_bytes = max_message_bytes(config) - _RECORD_OVERHEAD
         self._max_inflight = max_inflight_events
         self._metrics = metrics
@@ -234,4 +236,8 @@ class KafkaPublisher:
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._set_ready(False)
-        logger.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})
+        if error.code() != KafkaError._TRANSPORT:
+            # Connection failures are already in librdkafka's log, once per attempt.
+            logger.warning(
+                "kafka client error", extra={"error": error.name(), "detail": error.str()}
+            )
