@@ -113,6 +113,7 @@ def write_config(
     ultracart: str = "",
     control: str = "",
     basic_file: Path | None = None,
+    maximum_events: int = 10,
 ) -> Path:
     events = events or (
         '[[webhook.events]]\nname = "item_update"\n\n'
@@ -137,7 +138,7 @@ state_file = "{path.parent / "state.json"}"
 
 [webhook]
 url = "{url}"
-maximum_events = 10
+maximum_events = {maximum_events}
 {extra_webhook}
 
 {basic}

@@ -1,0 +1,36 @@
+"""relay's real intake app on a loopback port, publishing into a fake sink (no Kafka)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.app import create_app
+from relay.settings import Settings
+from tests.control.servers import ServerThread
+from tests.fakes import FakeSink
+
+
+class Intake:
+    def __init__(self, credentials_file: Path, reload_interval: float = 0.2) -> None:
+        self.sink = FakeSink()
+        settings = Settings.from_mapping(
+            {
+                "auth": {
+                    "basic_credentials_file": str(credentials_file),
+                    "reload_interval_seconds": reload_interval,
+                },
+                "server": {"admin_port": 0},
+            }
+        )
+        self.server = ServerThread(create_app(settings, sink=self.sink))
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/webhooks/ultracart"
+
+    def start(self) -> Intake:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()

@@ -1,0 +1,130 @@
+"""The emulator delivers like UltraCart, into relay's real intake (Kafka replaced by a fake)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.control.conftest import CliResult, Emulator, write_config
+from tests.control.intake import Intake
+
+RunCli = Callable[..., CliResult]
+PAIR = "ultracart:first-password-123"
+
+
+@pytest.fixture
+def intake(tmp_path: Path) -> Iterator[Intake]:
+    accepted = tmp_path / "relay-credentials"
+    accepted.write_text(PAIR + "\n")
+    accepted.chmod(0o600)
+    running = Intake(accepted).start()
+    yield running
+    running.stop()
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def configure(tmp_path: Path, emulator: Emulator, intake: Intake, extra: str = "") -> str:
+    secret = tmp_path / "ultracart-basic"
+    secret.write_text(PAIR + "\n")
+    return str(
+        write_config(
+            tmp_path / "webhooks.toml", emulator, url=intake.url, basic_file=secret,
+            extra_webhook=extra, events='[[webhook.events]]\nname = "item_update"\n',
+        )
+    )
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_events_arrive_in_batches_of_maximum_events(
+    emulator: Emulator, intake: Intake, run_cli: RunCli, tmp_path: Path, compress: bool
+) -> None:
+    extra = "compress_events = true" if compress else ""
+    config = configure(tmp_path, emulator, intake, extra)
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 25})
+    until(lambda: len(intake.sink.records) == 25)
+    assert [len(batch) for batch in intake.sink.published] == [10, 10, 5]
+    assert {r.topic for r in intake.sink.records} == {"ultracart.item_update"}
+    [webhook] = emulator.state.webhooks.values()
+    until(lambda: webhook.statuses[200] == 3 and not webhook.queue)
+    assert dict(webhook.statuses) == {200: 3}
+    if compress:
+        body = json.loads(webhook.logs[0].get("request", ""))
+        assert isinstance(body["events"], str)  # base64 of gzip
+
+
+def test_refused_deliveries_are_retried_then_logged_and_visible_in_status(
+    emulator: Emulator, intake: Intake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    config = configure(tmp_path, emulator, intake)
+    (tmp_path / "ultracart-basic").write_text("ultracart:not-the-password\n")
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 3})
+    [webhook] = emulator.state.webhooks.values()
+    until(lambda: webhook.consecutive_failures >= 3)
+    assert intake.sink.records == []
+    status = run_cli("webhooks", "status", "--config", config, "--json")
+    shown = json.loads(status.out)
+    assert shown["pending"] == 3 and shown["consecutive_failures"] >= 3
+    assert shown["next_retry_after"]
+    failed = run_cli("webhooks", "logs", "--failed", "--config", config)
+    assert "FAILED" in failed.out
+    request_id = failed.out.splitlines()[1].split()[-1]
+    one = run_cli("webhooks", "log", request_id, "--config", config)
+    assert "status          401 (FAILED)" in one.out
+    assert "Authorization: ********" in one.out
+    assert "not-the-password" not in one.out
+
+    # Put the right pair back: the queued events go through on the next retry.
+    (tmp_path / "ultracart-basic").write_text(PAIR + "\n")
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    until(lambda: len(intake.sink.records) == 3)
+    until(lambda: webhook.consecutive_failures == 0)
+    assert run_cli("webhooks", "logs", "--failed", "--since", "1h", "--config",
+                   config).out.count("FAILED") >= 3
+
+
+def test_reflow_resends_every_item(
+    emulator: Emulator, intake: Intake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    config = configure(tmp_path, emulator, intake)
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    result = run_cli("webhooks", "reflow", "item_update", "--config", config)
+    assert result.code == 0, result.err
+    until(lambda: len(intake.sink.records) == len(emulator.state.items))
+    keys = {r.key for r in intake.sink.records}
+    assert keys == {str(item["merchant_item_oid"]).encode() for item in emulator.state.items}
+    refused = run_cli("webhooks", "reflow", "customer_update", "--config", config)
+    assert refused.code == 1
+    assert "reflows only item_update, order_create" in refused.err
+
+
+def test_webhook_disabled_after_repeated_failures(
+    start_emulator: Callable[..., Emulator], intake: Intake, run_cli: RunCli, tmp_path: Path
+) -> None:
+    emulator = start_emulator(disable_after_failures=3)
+    config = configure(tmp_path, emulator, intake)
+    (tmp_path / "ultracart-basic").write_text("ultracart:wrong-password-1\n")
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 1})
+    [webhook] = emulator.state.webhooks.values()
+    until(lambda: webhook.disabled)
+    status = run_cli("webhooks", "status", "--config", config)
+    assert "YES: UltraCart stopped delivering" in status.out
+    # apply re-enables it once the credentials are right again.
+    (tmp_path / "ultracart-basic").write_text(PAIR + "\n")
+    plan = run_cli("webhooks", "plan", "--config", config)
+    assert "~ disabled: true -> false" in plan.out
+    assert run_cli("webhooks", "apply", "--config", config).code == 0
+    until(lambda: len(intake.sink.records) == 1)
