@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from relay import __version__
 from relay.config_sources import ConfigError
+from relay.control.cli import register as register_control
+from relay.emulator.cli import register as register_emulator
 from relay.log_context import configure_logging
 from relay.settings import Settings
 
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--partitions", type=int, default=3)
     topics.add_argument("--replication-factor", type=int, default=-1, help="-1: broker default")
     topics.set_defaults(handler=_cmd_topics)
+    register_control(commands)  # webhooks, auth
+    register_emulator(commands)
     return parser
 
 
