@@ -50,6 +50,11 @@ run: $(STAMP)
 		export RELAY_KAFKA__BOOTSTRAP_SERVERS; \
 	fi; \
 	echo "relay: Kafka at $$RELAY_KAFKA__BOOTSTRAP_SERVERS" >&2; \
+	if [[ -z "$${RELAY_AUTH__BASIC_CREDENTIALS:-}$${RELAY_AUTH__BASIC_CREDENTIALS_FILE:-}" ]]; then \
+		RELAY_AUTH__BASIC_CREDENTIALS="ultracart:$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))')"; \
+		export RELAY_AUTH__BASIC_CREDENTIALS; \
+		echo "relay: no credential configured; this session accepts Basic $$RELAY_AUTH__BASIC_CREDENTIALS" >&2; \
+	fi; \
 	exec $(BIN)/relay serve --config $(CONFIG)
 
 kafka-start:
