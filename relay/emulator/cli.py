@@ -35,6 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--retry-base", type=float, default=1.0, help="delivery retry seconds")
     parser.add_argument("--retry-max", type=float, default=60.0)
     parser.add_argument("--disable-after", type=int, default=50, help="failures before disabling")
+    parser.add_argument("--loopback-only", action="store_true",
+                        help="deliver only to 127.0.0.1/localhost (tests)")
     parser.set_defaults(handler=run)
 
 
@@ -52,6 +54,7 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         retry_base_seconds=args.retry_base,
         retry_max_seconds=args.retry_max,
         disable_after_failures=args.disable_after,
+        loopback_only=args.loopback_only,
     )
 
 

@@ -1,0 +1,70 @@
+"""The installed `relay` command: `relay emulator` in one process, `relay webhooks` in another."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+RELAY = [sys.executable, "-m", "relay"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
+    port = free_port()
+    emulator = subprocess.Popen(
+        [*RELAY, "emulator", "--port", str(port), "--simple-key", "console-key", "--items", "3",
+         "--loopback-only"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/_emulator/stats", timeout=1
+                ) as answer:
+                    assert b'"items":3' in answer.read()
+                    break
+            except OSError:
+                if time.monotonic() > deadline or emulator.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        (tmp_path / "basic").write_text("ultracart:console-pass\n")
+        env = {
+            **os.environ,
+            "ULTRACART_SIMPLE_KEY": "console-key",
+            "WEBHOOKS_ULTRACART__API_BASE_URL": f"http://127.0.0.1:{port}/rest/v2",
+            "WEBHOOKS_WEBHOOK__BASIC__CREDENTIALS_FILE": str(tmp_path / "basic"),
+            "WEBHOOKS_CONTROL__STATE_FILE": str(tmp_path / "state.json"),
+        }
+        config = str(Path(__file__).resolve().parents[2] / "config" / "webhooks.toml")
+
+        def relay(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*RELAY, "webhooks", *args, "--config", config], env=env, capture_output=True,
+                text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+            )
+
+        assert relay("plan").returncode == 2
+        applied = relay("apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "Created webhook" in applied.stdout
+        assert relay("plan").returncode == 0
+        listed = relay("list")
+        assert "https://relay.example.com/webhooks/ultracart" in listed.stdout
+    finally:
+        emulator.terminate()
+        emulator.wait(10)
+        assert emulator.stderr is not None
+        emulator.stderr.close()
