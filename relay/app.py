@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relay.control.status_poller import start_status_poller
 from relay.intake.basic_auth import BasicCredentials, file_mode_is_private
 from relay.intake.endpoint import DeliveryEndpoint, IntakeAuth
 from relay.intake.responses import json_response
@@ -94,9 +95,12 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
             await runtime.publisher.start()
         runtime.started = True
         logger.info("relay intake started", extra={"path": settings.intake.path})
+        poller = start_status_poller(settings.ultracart, runtime.metrics.registry)
         try:
             yield
         finally:
+            if poller is not None:
+                await poller.stop()
             # The server has stopped taking requests and finished in-flight ones by now;
             # what remains is records still queued in the producer.
             runtime.draining = True

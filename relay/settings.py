@@ -20,6 +20,7 @@ from relay.config_sources import (
     is_env_text,
     read_toml,
 )
+from relay.control.status_poller import StatusPollSettings
 from relay.secrets import Secret
 
 T = TypeVar("T")
@@ -127,6 +128,8 @@ class Settings:
     # Event name or glob -> object fields tried in order for the record key.
     keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
+    # UltraCart webhook status polled into metrics (off by default); see docs/control.md.
+    ultracart: StatusPollSettings = field(default_factory=StatusPollSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +152,7 @@ class Settings:
             topics=_topics(root.table("topics")),
             keys=_keys(root.table("keys")),
             cloudevents=_cloudevents(root.table("cloudevents")),
+            ultracart=StatusPollSettings.parse(dict(root.table("ultracart").items())),
         )
         root.reject_unknown()
         _validate(settings)
