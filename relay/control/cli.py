@@ -241,10 +241,14 @@ def _kafka_target(args: argparse.Namespace, event: str) -> tuple[str, str, dict[
     from relay.routing import TopicRouter
     from relay.settings import Settings
 
+    if args.topic and args.bootstrap and not args.relay_config:
+        return args.bootstrap, args.topic, {}
     try:
         settings = Settings.load(args.relay_config)
     except RelayConfigError as error:
-        raise ConfigError(f"relay settings: {error}") from None
+        raise ConfigError(
+            f"relay settings (for the topic and brokers; or pass --topic and --bootstrap): {error}"
+        ) from None
     topic = args.topic or TopicRouter(settings.topics).topic_for(event)
     bootstrap = args.bootstrap or settings.kafka.bootstrap_servers
     # Only connection and security options make sense for a consumer.
