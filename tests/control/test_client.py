@@ -187,3 +187,16 @@ def test_missing_version_header_is_refused(emulator: Emulator) -> None:
     assert "X-UltraCart-Api-Version" in caught.value.headers["UC-REST-ERROR"]
     caught.value.close()
     emulator.exchanges.clear()  # deliberately off-contract request: not for the contract check
+
+
+def test_the_cli_says_when_it_waits_for_the_rate_limit(
+    emulator: Emulator, run_cli: RunCli, tmp_path: Path
+) -> None:
+    config = str(write_config(tmp_path / "webhooks.toml", emulator))
+    emulator.admin("POST", "/_emulator/faults", {"statuses": [429]})
+    result = run_cli("webhooks", "list", "--config", config)
+    assert result.code == 0, result.err
+    assert "relay: UltraCart rate limit (429): rate of 1000 per 3600 second(s) exceeded." in (
+        result.err
+    )
+    assert "before attempt 2/6" in result.err
