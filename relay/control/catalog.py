@@ -1,9 +1,8 @@
-"""UltraCart's event catalog as documented (WEBHOOKS.md section 3).
+"""What the control plane adds to relay's event catalog (``relay.catalog``).
 
-The live catalog is ``GET /webhook/webhooks?_placeholders=true``; this copy lets relay check a
-desired state before any call, group events into the categories UltraCart expects on insert,
-and lets the emulator answer with placeholders. Only ``item_update`` and ``order_create``
-support reflow.
+The events and categories themselves live in ``relay.catalog`` (WEBHOOKS.md section 3),
+shared with intake. Here: which expansions UltraCart documents, which events can be
+reflowed, and lookups for grouping desired events into the categories UltraCart expects.
 """
 
 from __future__ import annotations
@@ -11,32 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-CATEGORIES: Final[MappingProxyType[str, tuple[str, ...]]] = MappingProxyType(
-    {
-        "auto_order": (
-            "auto_order_cancel", "auto_order_create", "auto_order_decline",
-            "auto_order_disable", "auto_order_preshipment", "auto_order_rebill",
-            "auto_order_update",
-        ),
-        "chargeback": ("chargeback_create", "chargeback_delete", "chargeback_update"),
-        "checkout": ("checkout_cart_abandon", "checkout_cart_send_return_email"),
-        "customer": ("customer_create", "customer_delete", "customer_update"),
-        "fulfillment": ("fulfillment_hold", "fulfillment_transmit"),
-        "item": ("item_create", "item_delete", "item_update"),
-        "order": (
-            "order_abandon_recovery", "order_create", "order_delete", "order_payment_failed",
-            "order_payment_process", "order_refund", "order_reject", "order_s3_invoice",
-            "order_s3_packing_slip", "order_ship", "order_ship_delivered",
-            "order_ship_expected", "order_ship_out_for_delivery", "order_stage_change",
-            "order_update",
-        ),
-        "storefront": ("screen_recording",),
-        "user": ("user_create", "user_delete", "user_login", "user_update"),
-        "workflow_task": ("workflow_task_create", "workflow_task_delete", "workflow_task_update"),
-    }
-)
-
-REFLOW_EVENTS: Final = frozenset({"item_update", "order_create"})
+from relay.catalog import CATEGORY_BY_EVENT, REFLOW_EVENTS
 
 ORDER_EXPANSIONS: Final = (
     "affiliate", "affiliate.ledger", "auto_order", "billing", "channel_partner", "checkout",
@@ -52,13 +26,9 @@ AVAILABLE_EXPANSIONS: Final[MappingProxyType[str, tuple[str, ...]]] = MappingPro
     {"order": ORDER_EXPANSIONS, "fulfillment": ORDER_EXPANSIONS}
 )
 
-EVENT_CATEGORY: Final[MappingProxyType[str, str]] = MappingProxyType(
-    {event: category for category, events in CATEGORIES.items() for event in events}
-)
-
 
 def category_of(event_name: str) -> str | None:
-    return EVENT_CATEGORY.get(event_name)
+    return CATEGORY_BY_EVENT.get(event_name)
 
 
 def supports_reflow(event_name: str) -> bool:

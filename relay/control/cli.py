@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from relay.catalog import REFLOW_EVENTS
 from relay.control import apply as applying
-from relay.control.catalog import REFLOW_EVENTS, supports_reflow
+from relay.control.catalog import supports_reflow
 from relay.control.client import UltraCartClient
 from relay.control.desired import ControlConfig, load
 from relay.control.errors import ConfigError, ControlError

@@ -26,7 +26,7 @@ from relay.control.models import (
 )
 
 # Delivery state that UltraCart maintains; never sent back on an update.
-_READ_ONLY = ("pending", "consecutive_failures", "next_retry_after", "merchant_id")
+READ_ONLY_FIELDS = ("pending", "consecutive_failures", "next_retry_after", "merchant_id")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def plan_update(
 ) -> Plan:
     """Diff ``actual`` (read with placeholders) against ``desired``."""
     body: Webhook = copy.deepcopy(actual)
-    for key in _READ_ONLY:
+    for key in READ_ONLY_FIELDS:
         body.pop(key, None)  # type: ignore[misc]
     changes: list[Change] = []
     for key, want in _settings(desired).items():

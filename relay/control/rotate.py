@@ -26,10 +26,9 @@ from relay.control.client import UltraCartClient
 from relay.control.desired import BasicCredentials, ControlConfig
 from relay.control.errors import ConfigError, ControlError
 from relay.control.models import Webhook
+from relay.control.plan import READ_ONLY_FIELDS
 from relay.intake.basic_auth import read_credentials_file
 from relay.secrets import Secret
-
-_READ_ONLY = ("pending", "consecutive_failures", "next_retry_after", "merchant_id")
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def rotate_credentials(
     sleep(wait)
 
     body: Webhook = copy.deepcopy(webhook)
-    for key in _READ_ONLY:
+    for key in READ_ONLY_FIELDS:
         body.pop(key, None)  # type: ignore[misc]
     body["authentication_type"] = "basic"
     body["basic_username"] = fresh.username

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.control.catalog import EVENT_CATEGORY
+from relay.catalog import KNOWN_EVENTS
 from relay.emulator.store import EmulatorState
 
 
@@ -52,7 +52,7 @@ def routes(state: EmulatorState) -> list[Route]:
         body = await _body(request)
         name = str(body.get("event_name", ""))
         count = int(body.get("count", 1))
-        if name not in EVENT_CATEGORY:
+        if name not in KNOWN_EVENTS:
             return JSONResponse({"error": f"unknown event {name!r}"}, status_code=400)
         pool = state.objects_for(name) or [{"event": name}]
         objects = []

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.control.catalog import EVENT_CATEGORY, supports_reflow
+from relay.catalog import KNOWN_EVENTS
+from relay.control.catalog import supports_reflow
 from relay.control.client import normalise_url
 from relay.control.models import API_VERSION
 from relay.emulator.envelope import ApiError, no_content, ok, page
@@ -85,7 +86,7 @@ def _subscriptions(body: dict[str, Any]) -> dict[str, Subscription] | None:
     for category in categories:
         for event in category.get("events") or []:
             name = event.get("event_name")
-            if name not in EVENT_CATEGORY:
+            if name not in KNOWN_EVENTS:
                 raise ApiError(400, f"Unknown event name {name!r}", object_id=str(name))
             if event.get("subscribed", True):
                 wanted[name] = Subscription(

@@ -12,7 +12,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.control.catalog import AVAILABLE_EXPANSIONS, CATEGORIES, supports_reflow
+from relay.catalog import EVENTS_BY_CATEGORY
+from relay.control.catalog import AVAILABLE_EXPANSIONS, supports_reflow
 from relay.control.models import (
     Webhook,
     WebhookEventCategory,
@@ -68,7 +69,7 @@ class StoredWebhook:
 
     def _categories(self, placeholders: bool) -> list[WebhookEventCategory]:
         categories = []
-        for number, (category, events) in enumerate(CATEGORIES.items()):
+        for number, (category, events) in enumerate(EVENTS_BY_CATEGORY.items()):
             rendered: list[WebhookEventSubscription] = []
             for index, name in enumerate(events):
                 subscription = self.subscriptions.get(name)
