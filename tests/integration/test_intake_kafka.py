@@ -17,7 +17,7 @@ from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
 
 pytestmark = pytest.mark.kafka
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "ultracart" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ultracart"
 
 
 @pytest.fixture

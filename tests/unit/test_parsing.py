@@ -10,7 +10,7 @@ import pytest
 from relay.errors import InvalidDelivery, MalformedDelivery, PayloadTooLarge
 from relay.intake.parsing import parse_delivery
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "ultracart" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ultracart"
 LIMITS = {"max_events": 100, "max_inflated_bytes": 1_000_000}
 
 
