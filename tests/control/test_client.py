@@ -105,7 +105,7 @@ def test_429_that_persists_becomes_a_clear_error(emulator: Emulator) -> None:
 
 def test_concurrent_callers_are_serialised(start_emulator: Callable[..., Emulator]) -> None:
     # With latency, overlapping calls really overlap: UltraCart (and the emulator) answer 429.
-    emulator = start_emulator(api_latency_seconds=0.1)
+    emulator = start_emulator(api_latency_seconds=0.25)
     shared = make_client(emulator)
     errors: list[BaseException] = []
 
@@ -124,9 +124,15 @@ def test_concurrent_callers_are_serialised(start_emulator: Callable[..., Emulato
     assert [e.status for e in emulator.exchanges] == [200] * 4  # one at a time: never a 429
 
     # Two independent clients do overlap; the loser is told 429 and retries.
-    patient = RetryPolicy(max_attempts=6, base_delay=0.15, max_delay=1.0)
+    patient = RetryPolicy(max_attempts=8, base_delay=0.2, max_delay=1.0)
     first, second = make_client(emulator, retry=patient), make_client(emulator, retry=patient)
-    threads = [threading.Thread(target=call, args=(c,)) for c in (first, second)]
+    together = threading.Barrier(2)
+
+    def call_together(client: UltraCartClient) -> None:
+        together.wait(5)
+        call(client)
+
+    threads = [threading.Thread(target=call_together, args=(c,)) for c in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:

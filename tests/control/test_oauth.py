@@ -59,7 +59,7 @@ def test_login_stores_a_private_token_and_refreshes_it_before_expiry(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    emulator = start_emulator(token_ttl_seconds=2.0)
+    emulator = start_emulator(token_ttl_seconds=3.0)
     config, token_file = oauth_config(tmp_path, emulator)
     assert run_cli("auth", "status", "--config", str(config)).code == 1  # not logged in
 
@@ -73,7 +73,7 @@ def test_login_stores_a_private_token_and_refreshes_it_before_expiry(
     assert applied.code == 0, applied.err
     assert emulator.exchanges[-1].request_headers["authorization"].startswith("Bearer emu-at-")
 
-    time.sleep(2.0)  # past expiry: the next call refreshes first, and never sees a 401
+    time.sleep(3.0)  # past expiry: the next call refreshes first, and never sees a 401
     listed = run_cli("webhooks", "list", "--config", str(config))
     assert listed.code == 0, listed.err
     assert emulator.state.oauth.refresh_grants == 1

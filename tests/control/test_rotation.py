@@ -64,7 +64,7 @@ def test_rotation_keeps_every_delivery_accepted(
         ):
             time.sleep(0.02)
         assert len(intake.sink.records) == sent[0]
-        assert sent[0] > 40  # deliveries really flowed throughout
+        assert sent[0] > 20  # deliveries really flowed throughout
         assert set(webhook.statuses) == {200}, webhook.statuses  # not a single 401
 
         new_pair = secret.read_text().strip()
