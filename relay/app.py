@@ -22,12 +22,13 @@ from relay.intake.basic_auth import BasicCredentials, file_mode_is_private
 from relay.intake.endpoint import DeliveryEndpoint, IntakeAuth
 from relay.intake.responses import json_response
 from relay.intake.signature import SignatureVerifier
-from relay.kafka.client_config import producer_config
+from relay.kafka.client_config import max_message_bytes, producer_config
 from relay.kafka.publisher import EventSink, KafkaPublisher
 from relay.metrics import RelayMetrics
 from relay.records import RecordBuilder
 from relay.routing import KeyPicker, TopicRouter
 from relay.settings import Settings
+from relay.spool.sink import SpoolingSink, build_spooling_sink
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Runtime:
     metrics: RelayMetrics
     sink: EventSink
     publisher: KafkaPublisher | None
+    spool: SpoolingSink | None = None
     started: bool = False
     draining: bool = False
 
@@ -75,7 +77,12 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
             metrics,
         )
         sink = publisher
-    return Runtime(settings=settings, metrics=metrics, sink=sink, publisher=publisher)
+    spool = None
+    if settings.spool.enabled:
+        # The spool wraps whatever sink there is, so the endpoint is the same either way.
+        limit = publisher.max_record_bytes if publisher else max_message_bytes({})
+        spool = sink = build_spooling_sink(settings, sink, metrics, max_record_bytes=limit)
+    return Runtime(settings=settings, metrics=metrics, sink=sink, publisher=publisher, spool=spool)
 
 
 def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
@@ -93,6 +100,8 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if runtime.publisher is not None:
             await runtime.publisher.start()
+        if runtime.spool is not None:
+            await runtime.spool.start()
         runtime.started = True
         logger.info("relay intake started", extra={"path": settings.intake.path})
         poller = start_status_poller(settings.ultracart, runtime.metrics.registry)
@@ -104,6 +113,8 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
             # The server has stopped taking requests and finished in-flight ones by now;
             # what remains is records still queued in the producer.
             runtime.draining = True
+            if runtime.spool is not None:
+                await runtime.spool.stop(settings.server.shutdown_grace_seconds / 2)
             if runtime.publisher is not None:
                 await runtime.publisher.stop(settings.server.shutdown_grace_seconds)
             logger.info("relay intake stopped")
@@ -128,8 +139,11 @@ def admin_routes(runtime: Runtime) -> list[Route]:
         checks = {
             "started": runtime.started,
             "draining": runtime.draining,
-            "kafka": runtime.sink.ready,
+            "kafka": runtime.publisher.ready if runtime.publisher else runtime.sink.ready,
         }
+        if runtime.spool is not None:
+            # With a spool relay can take deliveries while Kafka is away: ready follows it.
+            checks["spool"] = runtime.spool.ready
         return json_response(200 if runtime.ready else 503, {"ready": runtime.ready, **checks})
 
     return [

@@ -91,5 +91,26 @@ class RelayMetrics:
         self.kafka_ready = Gauge(
             "relay_kafka_ready", "1 while a Kafka broker is reachable, else 0.", registry=r
         )
+        self.spool_records = Gauge(
+            "relay_spool_records",
+            "Records in the spool that Kafka has not acknowledged yet.",
+            registry=r,
+        )
+        self.spool_bytes = Gauge(
+            "relay_spool_bytes",
+            "Bytes the spool occupies on disk (counted against spool.max_bytes).",
+            registry=r,
+        )
+        self.spool_oldest_age_seconds = Gauge(
+            "relay_spool_oldest_age_seconds",
+            "Age of the oldest delivery still waiting in the spool; 0 when it is empty.",
+            registry=r,
+        )
+        self.spooled_deliveries = Counter(
+            "relay_spooled_deliveries",
+            "Deliveries answered from the spool, by why Kafka did not take them directly.",
+            ["reason"],
+            registry=r,
+        )
         self.build_info = Info("relay_build", "relay version.", registry=r)
         self.build_info.info({"version": __version__})

@@ -118,6 +118,21 @@ class CloudEventsSettings:
     merchant_id: str = ""
 
 
+FSYNC_POLICIES = ("always", "never")
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolSettings:
+    """Local durable log for deliveries Kafka could not take in time (off by default)."""
+
+    enabled: bool = False
+    directory: str = "/var/lib/relay/spool"
+    max_bytes: int = 1024 * 1024 * 1024
+    # "always": a spooled delivery is answered 200 only after fsync. "never": after the
+    # write reaches the page cache, which survives relay crashing but not the machine.
+    fsync: str = "always"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -130,6 +145,7 @@ class Settings:
     cloudevents: CloudEventsSettings = field(default_factory=CloudEventsSettings)
     # UltraCart webhook status polled into metrics (off by default); see docs/control.md.
     ultracart: StatusPollSettings = field(default_factory=StatusPollSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -153,6 +169,7 @@ class Settings:
             keys=_keys(root.table("keys")),
             cloudevents=_cloudevents(root.table("cloudevents")),
             ultracart=StatusPollSettings.parse(dict(root.table("ultracart").items())),
+            spool=_spool(root.table("spool")),
         )
         root.reject_unknown()
         _validate(settings)
@@ -364,6 +381,16 @@ def _cloudevents(t: _Table) -> CloudEventsSettings:
     )
 
 
+def _spool(t: _Table) -> SpoolSettings:
+    d = SpoolSettings()
+    return SpoolSettings(
+        enabled=t.get("enabled", d.enabled, _flag),
+        directory=t.get("directory", d.directory, _text),
+        max_bytes=t.get("max_bytes", d.max_bytes, _integer),
+        fsync=t.get("fsync", d.fsync, _text).lower(),
+    )
+
+
 def _validate(s: Settings) -> None:
     for where, port in (("server.port", s.server.port), ("server.admin_port", s.server.admin_port)):
         if not 0 <= port <= 65535:
@@ -403,3 +430,18 @@ def _validate(s: Settings) -> None:
         raise ConfigError("topics.template must contain '{event}'")
     if not s.kafka.bootstrap_servers:
         raise ConfigError("kafka.bootstrap_servers must not be empty")
+    _validate_spool(s)
+
+
+def _validate_spool(s: Settings) -> None:
+    if s.spool.fsync not in FSYNC_POLICIES:
+        raise ConfigError("spool.fsync must be 'always' or 'never'")
+    if not s.spool.enabled:
+        return
+    if not s.spool.directory:
+        raise ConfigError("spool.directory must not be empty when the spool is enabled")
+    if s.spool.max_bytes < 1024 * 1024:
+        raise ConfigError("spool.max_bytes must be at least 1 MiB")
+    if s.server.workers != 1:
+        # One writer per spool directory (it is locked): workers would refuse each other.
+        raise ConfigError("spool.enabled needs server.workers = 1 (one writer per directory)")

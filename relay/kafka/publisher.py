@@ -105,6 +105,11 @@ class KafkaPublisher:
     def inflight_events(self) -> int:
         return self._inflight_events
 
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record value ``publish`` accepts (the spool checks it up front)."""
+        return self._max_record_bytes
+
     async def start(self, connect_timeout: float = 10.0) -> None:
         self._producer = Producer(self._config)
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)

@@ -1,0 +1,205 @@
+"""``SpoolingSink``: an EventSink that tries Kafka first and falls back to the spool.
+
+Per delivery:
+- spool empty: publish to Kafka directly, keeping a little of the deadline back; if Kafka
+  refuses or does not acknowledge in time, append the delivery to the spool instead;
+- spool not empty: append at once, behind what is already waiting, so deliveries reach
+  Kafka in the order they were accepted and a recovering broker is not raced;
+- the delivery is acknowledged (200) once the append is fsynced (per ``spool.fsync``).
+
+The drainer sends the oldest spooled deliveries to Kafka in batches and removes them only
+after Kafka acknowledged every record; on failure it backs off and retries the same batch.
+Duplicates are possible, never loss: a direct attempt that timed out may still land before
+its spooled copy, and a crash between Kafka's acknowledgement and the checkpoint replays a
+batch. Every copy carries the same ``ce_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from relay.errors import DeliveryError, PayloadTooLarge, Unavailable
+from relay.kafka.publisher import EventSink
+from relay.metrics import RelayMetrics
+from relay.records import Record
+from relay.settings import Settings
+from relay.spool.codec import decode_delivery, encode_delivery
+from relay.spool.group_sync import GroupSync
+from relay.spool.log import SpoolFailed, SpoolFull, SpoolLog
+
+logger = logging.getLogger(__name__)
+
+# The drainer's batches: large enough to catch up quickly after an outage, small enough to
+# stay well inside the producer's in-flight limit and the acknowledgement deadline.
+_DRAIN_RECORDS = 2000
+_DRAIN_BYTES = 8 * 1024 * 1024
+_BACKOFF_MIN = 0.1
+_BACKOFF_MAX = 2.0
+# Part of a delivery's deadline kept back from the direct attempt for writing the spool.
+_SPOOL_RESERVE_MAX = 1.0
+
+
+class SpoolingSink:
+    def __init__(
+        self,
+        kafka: EventSink,
+        log: SpoolLog,
+        metrics: RelayMetrics,
+        *,
+        max_record_bytes: int,
+        drain_timeout: float,
+        drain_records: int = _DRAIN_RECORDS,
+    ) -> None:
+        self._kafka = kafka
+        self._log = log
+        self._metrics = metrics
+        self._max_record_bytes = max_record_bytes
+        self._drain_timeout = drain_timeout
+        self._drain_records = drain_records
+        self._group_sync = GroupSync(log.sync)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._drainer: asyncio.Task[None] | None = None
+        # Read at scrape time, so the gauges never lag behind the log.
+        metrics.spool_records.set_function(lambda: log.pending_records)
+        metrics.spool_bytes.set_function(lambda: log.disk_bytes)
+        metrics.spool_oldest_age_seconds.set_function(log.oldest_age)
+
+    @property
+    def ready(self) -> bool:
+        """Deliveries can be taken: by the spool, whatever Kafka's state."""
+        return self._log.is_open and not self._log.failed
+
+    @property
+    def pending_records(self) -> int:
+        return self._log.pending_records
+
+    async def start(self) -> None:
+        recovery = await asyncio.to_thread(self._log.open)
+        if recovery.entries or recovery.truncated_bytes:
+            logger.warning(
+                "spool replay: deliveries left by the previous run will be sent to Kafka",
+                extra={
+                    "deliveries": recovery.entries,
+                    "records": recovery.records,
+                    "truncated_bytes": recovery.truncated_bytes,
+                },
+            )
+        self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")
+
+    async def stop(self, timeout: float) -> None:
+        """Let a batch being sent finish (within ``timeout``); the rest stays on disk."""
+        self._stop.set()
+        self._wake.set()
+        if self._drainer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
+            except TimeoutError:
+                self._drainer.cancel()
+                await asyncio.gather(self._drainer, return_exceptions=True)
+        await asyncio.to_thread(self._log.close)
+        if self._log.pending_records:
+            logger.warning(
+                "relay stopped with records in the spool; they are sent on the next start",
+                extra={"records": self._log.pending_records},
+            )
+
+    async def publish(self, records: Sequence[Record], timeout: float) -> None:
+        if not records:
+            return
+        if not self.ready:
+            raise Unavailable("the spool is not usable; retry later", code="spool_unavailable")
+        self._check_sizes(records)
+        reason = "backlog"
+        if self._log.pending_entries == 0:
+            reserve = min(_SPOOL_RESERVE_MAX, timeout / 4)
+            try:
+                await self._kafka.publish(records, max(0.001, timeout - reserve))
+                return
+            except Unavailable as exc:
+                reason = exc.code
+        await self._append(records, reason)
+
+    def _check_sizes(self, records: Sequence[Record]) -> None:
+        # The same check the publisher makes, made before spooling: a record Kafka's client
+        # would refuse must be refused now, not stall the drainer after a 200.
+        too_big = next((r for r in records if len(r.value) > self._max_record_bytes), None)
+        if too_big is not None:
+            raise PayloadTooLarge(
+                f"a {too_big.label} event is {len(too_big.value)} bytes; the producer accepts "
+                f"at most {self._max_record_bytes} bytes per record",
+                code="event_too_large",
+            )
+
+    async def _append(self, records: Sequence[Record], reason: str) -> None:
+        appended_at = time.time()
+        payload = encode_delivery(records, appended_at)
+        try:
+            await asyncio.to_thread(self._log.append, payload, len(records), appended_at)
+            await self._group_sync.sync()
+        except SpoolFull:
+            raise Unavailable("the spool is full; retry later", code="spool_full") from None
+        except (OSError, SpoolFailed) as exc:
+            logger.error("spool write failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            raise Unavailable(
+                "the delivery could not be spooled; retry later", code="spool_write_failed"
+            ) from None
+        self._metrics.spooled_deliveries.labels(reason=reason).inc()
+        self._wake.set()
+
+    async def _drain_forever(self) -> None:
+        delay = _BACKOFF_MIN
+        failing = False
+        while not self._stop.is_set():
+            if self._log.pending_entries == 0:
+                self._wake.clear()
+                if self._log.pending_entries == 0:
+                    await self._wake.wait()
+                continue
+            try:
+                sent = await self._drain_once()
+            except (DeliveryError, OSError, ValueError) as exc:
+                if not failing:
+                    logger.warning(
+                        "spool cannot drain yet; retrying",
+                        extra={"error": getattr(exc, "code", type(exc).__name__)},
+                    )
+                failing = True
+                await self._pause(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            if failing:
+                logger.info("spool draining again", extra={"records": sent})
+            failing = False
+            delay = _BACKOFF_MIN
+
+    async def _drain_once(self) -> int:
+        batch = await asyncio.to_thread(self._log.head, self._drain_records, _DRAIN_BYTES)
+        records = [r for _, payload in batch for r in decode_delivery(payload).records]
+        await self._kafka.publish(records, self._drain_timeout)
+        await asyncio.to_thread(self._log.commit, len(batch))
+        return len(records)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+
+def build_spooling_sink(
+    settings: Settings, kafka: EventSink, metrics: RelayMetrics, *, max_record_bytes: int
+) -> SpoolingSink:
+    spool = settings.spool
+    log = SpoolLog(Path(spool.directory), spool.max_bytes, fsync=spool.fsync == "always")
+    return SpoolingSink(
+        kafka,
+        log,
+        metrics,
+        max_record_bytes=max_record_bytes,
+        drain_timeout=settings.intake.ack_deadline_seconds,
+        drain_records=max(1, min(_DRAIN_RECORDS, settings.intake.max_inflight_events // 2)),
+    )
