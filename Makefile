@@ -15,7 +15,7 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test run kafka-start kafka-stop kafka-status kafka-logs
+.PHONY: help install lint test run bench bench-smoke kafka-start kafka-stop kafka-status kafka-logs
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
@@ -23,6 +23,9 @@ help:
 	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
 	@echo 'make lint          ruff check and mypy only'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
+	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~25 min;'
+	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
+	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
 	@echo 'make kafka-start   start the dev Kafka (127.0.0.1:9092); kafka-stop, kafka-status,'
 	@echo '                   kafka-logs likewise (RELAY_KAFKA_PORT picks another broker)'
 
@@ -56,6 +59,13 @@ run: $(STAMP)
 		echo "relay: no credential configured; this session accepts Basic $$RELAY_AUTH__BASIC_CREDENTIALS" >&2; \
 	fi; \
 	exec $(BIN)/relay serve --config $(CONFIG)
+
+# Results go to bench/results/report.{json,md}; docs/performance.md explains the method.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(SOAK),--soak $(SOAK))
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
 
 kafka-start:
 	$(KAFKA) start

@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import logging
 import signal
+from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -22,6 +23,10 @@ from relay.app import Runtime, create_admin_app, create_app
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# Builds the intake app from settings: ``create_app`` in production; the benchmark passes a
+# bare app to measure the server stack's own ceiling under exactly the same server code.
+AppFactory = Callable[[Settings], Starlette]
 
 
 def server_config(app: Starlette, settings: Settings, *, admin: bool = False) -> uvicorn.Config:
@@ -45,9 +50,9 @@ def server_config(app: Starlette, settings: Settings, *, admin: bool = False) ->
 
 
 class _Servers:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app_factory: AppFactory = create_app) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = app_factory(settings)
         self.runtime: Runtime = self.app.state.runtime
         self.intake = uvicorn.Server(server_config(self.app, settings))
         self.admin: uvicorn.Server | None = None
@@ -83,8 +88,8 @@ class _Servers:
                 await admin_task
 
 
-def serve(settings: Settings) -> int:
-    servers = _Servers(settings)
+def serve(settings: Settings, app_factory: AppFactory = create_app) -> int:
+    servers = _Servers(settings, app_factory)
     config = servers.intake.config
     loop_factory = config.get_loop_factory()
     runner = asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
