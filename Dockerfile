@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+#
+# relay's image: `docker build -t relay .`
+#
+# The base is pinned by its full version tag. Pin it by digest too where you build
+# (python:3.11.14-slim-bookworm@sha256:...): no registry could be asked for the digest
+# when this file was written, and a guessed one would only break the build.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# Build stage: install relay and its dependencies into a virtualenv that the runtime stage
+# copies whole. Every dependency ships manylinux wheels (confluent-kafka bundles
+# librdkafka), so no compiler is needed here either.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_NO_INPUT=1
+RUN python -m venv /opt/relay
+WORKDIR /src
+# Dependencies first, so editing relay's code does not re-download them.
+COPY pyproject.toml README.md ./
+RUN mkdir relay \
+    && touch relay/__init__.py \
+    && /opt/relay/bin/pip install . \
+    && /opt/relay/bin/pip uninstall --yes relay
+COPY relay ./relay
+RUN /opt/relay/bin/pip install --no-deps . \
+    # Only what runs relay stays: no pip or setuptools in the final image.
+    && /opt/relay/bin/pip uninstall --yes pip setuptools \
+    && /opt/relay/bin/python -c "import relay.cli, confluent_kafka, uvicorn"
+
+# Runtime stage: the interpreter, the virtualenv and the default configuration.
+FROM ${PYTHON_IMAGE} AS runtime
+# A fixed numeric id, so Kubernetes' runAsNonRoot can verify it and volume permissions
+# (fsGroup, the compose volumes below) can name it.
+RUN groupadd --system --gid 10001 relay \
+    && useradd --system --uid 10001 --gid relay --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin relay \
+    # Directories relay writes or is given: the spool, mounted secrets. Owned by relay so a
+    # fresh named volume mounted there inherits that owner.
+    && install -d -o relay -g relay -m 0700 /var/lib/relay /var/lib/relay/spool \
+        /etc/relay/secrets
+COPY --from=build /opt/relay /opt/relay
+COPY config/relay.toml config/webhooks.toml /etc/relay/
+ENV PATH=/opt/relay/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    RELAY_CONFIG=/etc/relay/relay.toml \
+    RELAY_WEBHOOKS_CONFIG=/etc/relay/webhooks.toml \
+    # Worker processes; override at run time (docker run -e RELAY_SERVER__WORKERS=4).
+    RELAY_SERVER__WORKERS=1
+USER 10001:10001
+WORKDIR /var/lib/relay
+# 8080: intake (UltraCart). 9090: admin (/metrics, /healthz, /readyz), keep it internal.
+EXPOSE 8080 9090
+# Liveness on the admin port (RELAY_SERVER__ADMIN_PORT if overridden). Python's urllib, as
+# the slim image has no curl and adding one would widen the image for a probe.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('RELAY_SERVER__ADMIN_PORT', '9090'), timeout=2)"]
+# relay is PID 1 and handles SIGTERM itself: it drains in-flight deliveries within
+# [server] shutdown_grace_seconds (25 s by default) before exiting.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["relay"]
+CMD ["serve", "--config", "/etc/relay/relay.toml"]
