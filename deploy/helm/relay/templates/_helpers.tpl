@@ -246,6 +246,14 @@ env:
 
 {{- define "relay.envVars" -}}
 {{- include "relay.kafkaEnvVars" . }}
+{{- if .Values.ultracart.simpleKey.existingSecret }}
+# Read by the [ultracart] status poller (simple_key_env defaults to this name).
+- name: ULTRACART_SIMPLE_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.ultracart.simpleKey.existingSecret }}
+      key: {{ .Values.ultracart.simpleKey.key }}
+{{- end }}
 {{- if .Values.auth.signature.existingSecret }}
 - name: RELAY_AUTH__SIGNATURE__SECRETS
   valueFrom:
