@@ -99,7 +99,9 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if runtime.publisher is not None:
-            await runtime.publisher.start()
+            # With a spool, deliveries are taken whether or not Kafka answers: do not hold
+            # the start for long waiting to find out.
+            await runtime.publisher.start(2.0 if runtime.spool is not None else 10.0)
         if runtime.spool is not None:
             await runtime.spool.start()
         runtime.started = True
