@@ -1,0 +1,466 @@
+"""The Helm chart, rendered with helm itself under several value sets.
+
+Every rendered manifest is validated against the Kubernetes OpenAPI schemas bundled with
+kubernetes-validate, in their strict form (unknown fields rejected), for the oldest and
+newest Kubernetes the chart claims. ServiceMonitor and PrometheusRule are CRDs with no
+bundled schema: they are validated against the prometheus-operator CRDs' own
+openAPIV3Schema (fetched by deploy/tools/install), made strict the same way, so a
+misspelt field fails here instead of being pruned silently by the API server.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate.utils as kubernetes_schemas  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from relay.kafka.client_config import producer_config
+from relay.settings import Settings
+from tests.deploy.support import (
+    CHART_DIR,
+    KUBE_VERSIONS,
+    REPO_ROOT,
+    Manifest,
+    by_kind,
+    find_file,
+    find_tool,
+    helm_template,
+    one,
+    pod_spec,
+    render_chart,
+    run_tool,
+)
+
+NAME = "relay"  # release "relay" of chart "relay": every object is called "relay..."
+SASL: dict[str, Any] = {
+    "kafka": {
+        "sasl": {
+            "enabled": True,
+            "mechanism": "SCRAM-SHA-512",
+            "existingSecret": "kafka-credentials",
+        },
+        "tls": {"caSecret": "kafka-ca", "clientCertSecret": "kafka-client"},
+    },
+    "auth": {
+        "existingSecret": "ultracart-basic",
+        "signature": {"existingSecret": "webhook-signing"},
+    },
+    "ultracart": {"simpleKey": {"existingSecret": "ultracart-api"}},
+    "config": {
+        "kafka": {"bootstrap_servers": "b-1.msk.example:9096,b-2.msk.example:9096"},
+        "ultracart": {
+            "enabled": True,
+            "webhook_url": "https://relay.example.com/webhooks/ultracart",
+        },
+    },
+}
+MONITORING: dict[str, Any] = {
+    "metrics": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True},
+    }
+}
+EVERYTHING: dict[str, Any] = {
+    **copy.deepcopy(SASL),
+    **MONITORING,
+    "spool": {"enabled": True, "persistence": {"storageClassName": "gp3", "size": "20Gi"}},
+    "createTopics": {"enabled": True},
+    "ingress": {
+        "enabled": True,
+        "className": "nginx",
+        "hosts": [{"host": "relay.example.com"}],
+        "tls": [{"secretName": "relay-tls", "hosts": ["relay.example.com"]}],
+    },
+    "extraEnv": [{"name": "RELAY_INTAKE__ACK_DEADLINE_SECONDS", "value": "8"}],
+}
+EVERYTHING["config"] = {
+    **copy.deepcopy(SASL["config"]),
+    "server": {"shutdown_grace_seconds": 20.5, "log_level": "debug"},
+    "spool": {"max_bytes": 10 * 1024**3, "fsync": "always"},
+    "topics": {
+        "events": {"order_create": "shop.orders.created"},
+        "patterns": [{"match": "item_*", "topic": "shop.items"}],
+    },
+    "keys": {"order_*": ["order_id"]},
+}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "spool": {"spool": {"enabled": True}},
+    "sasl-and-secrets": SASL,
+    "autoscaling-off": {"autoscaling": {"enabled": False}, "replicaCount": 3},
+    "monitoring": MONITORING,
+    "everything": EVERYTHING,
+}
+CRD_FILES = {
+    "ServiceMonitor": "crds/monitoring.coreos.com_servicemonitors.yaml",
+    "PrometheusRule": "crds/monitoring.coreos.com_prometheusrules.yaml",
+}
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return find_tool("helm")
+
+
+@pytest.fixture(scope="module")
+def rendered(helm: Path) -> dict[str, list[Manifest]]:
+    """Each value set rendered once, for the newest Kubernetes version."""
+    return {name: render_chart(helm, values) for name, values in VALUE_SETS.items()}
+
+
+def workload(manifests: list[Manifest]) -> Manifest:
+    found = [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, [m["kind"] for m in found]
+    return found[0]
+
+
+def relay_container(manifests: list[Manifest]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = pod_spec(workload(manifests))["containers"]
+    return next(c for c in containers if c["name"] == "relay")
+
+
+def relay_toml(manifests: list[Manifest]) -> str:
+    text: str = one(manifests, "ConfigMap", NAME)["data"]["relay.toml"]
+    return text
+
+
+def strict(schema: Any) -> Any:
+    """The schema with unknown properties rejected wherever it lists the known ones."""
+    if isinstance(schema, dict):
+        out = {key: strict(value) for key, value in schema.items()}
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    return schema
+
+
+def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
+    crd = yaml.safe_load(find_file(CRD_FILES[kind]).read_text(encoding="utf-8"))
+    assert crd["spec"]["names"]["kind"] == kind
+    group, version = api_version.split("/")
+    assert crd["spec"]["group"] == group
+    served = {v["name"]: v for v in crd["spec"]["versions"] if v["served"]}
+    assert version in served, f"{api_version} is not served by the {kind} CRD"
+    schema: dict[str, Any] = strict(served[version]["schema"]["openAPIV3Schema"])
+    # Like the API server: metadata is ObjectMeta, not the CRD's business.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return schema
+
+
+def validate(manifest: Manifest, kube_version: str) -> None:
+    kind = manifest["kind"]
+    where = f"{kind}/{manifest['metadata']['name']}"
+    if kind in CRD_FILES:
+        try:
+            jsonschema.Draft7Validator(crd_schema(kind, manifest["apiVersion"])).validate(manifest)
+        except jsonschema.ValidationError as error:
+            pytest.fail(f"{where}: {'.'.join(map(str, error.path))}: {error.message}")
+        return
+    try:
+        kubernetes_schemas.validate(manifest, kube_version, strict=True)
+    except kubernetes_schemas.ValidationError as error:
+        pytest.fail(
+            f"{where} (Kubernetes {kube_version}): {'.'.join(map(str, error.path))}: "
+            f"{error.message}"
+        )
+    except kubernetes_schemas.SchemaNotFoundError as error:
+        pytest.fail(f"{where}: {error.message}")
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_manifests_match_the_schemas(helm: Path, value_set: str, kube_version: str) -> None:
+    manifests = render_chart(helm, VALUE_SETS[value_set], kube_version=kube_version)
+    assert manifests
+    for manifest in manifests:
+        validate(manifest, kube_version)
+
+
+def test_schema_validation_catches_mistakes(rendered: dict[str, list[Manifest]]) -> None:
+    """The validation above is strict: a misspelt field fails, in core kinds and CRDs."""
+    deployment = copy.deepcopy(workload(rendered["defaults"]))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(kubernetes_schemas.ValidationError):
+        kubernetes_schemas.validate(deployment, KUBE_VERSIONS[-1], strict=True)
+    monitor = copy.deepcopy(one(rendered["monitoring"], "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(crd_schema("ServiceMonitor", monitor["apiVersion"])).validate(
+            monitor
+        )
+    rule = copy.deepcopy(one(rendered["monitoring"], "PrometheusRule"))
+    del rule["spec"]["groups"][0]["rules"][0]["expr"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(crd_schema("PrometheusRule", rule["apiVersion"])).validate(rule)
+
+
+def test_helm_lint_passes(helm: Path) -> None:
+    run_tool([helm, "lint", "--strict", CHART_DIR])
+    run_tool([helm, "lint", "--strict", CHART_DIR, "--set", "spool.enabled=true"])
+
+
+@pytest.mark.parametrize(
+    ("value_set", "expected"),
+    [
+        (
+            "defaults",
+            {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
+             "PodDisruptionBudget", "Service", "ServiceAccount"},
+        ),
+        (
+            "spool",
+            {"ConfigMap", "StatefulSet", "HorizontalPodAutoscaler", "NetworkPolicy",
+             "PodDisruptionBudget", "Service", "ServiceAccount"},
+        ),
+        (
+            "autoscaling-off",
+            {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service",
+             "ServiceAccount"},
+        ),
+        (
+            "everything",
+            {"ConfigMap", "StatefulSet", "HorizontalPodAutoscaler", "NetworkPolicy",
+             "PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor",
+             "PrometheusRule", "Ingress", "Job"},
+        ),
+    ],
+)  # fmt: skip
+def test_each_value_set_renders_its_kinds(
+    rendered: dict[str, list[Manifest]], value_set: str, expected: set[str]
+) -> None:
+    manifests = rendered[value_set]
+    assert {m["kind"] for m in manifests} == expected
+    # Secrets are referenced, never created from values.
+    assert not by_kind(manifests, "Secret")
+
+
+def _pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for manifest in manifests:
+        if manifest["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield f"{manifest['kind']}/{manifest['metadata']['name']}", pod_spec(manifest)
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_pods_run_hardened(rendered: dict[str, list[Manifest]], value_set: str) -> None:
+    pods = list(_pod_specs(rendered[value_set]))
+    assert pods
+    for where, spec in pods:
+        assert spec["automountServiceAccountToken"] is False, where
+        pod_security = spec["securityContext"]
+        assert pod_security["runAsNonRoot"] is True, where
+        assert pod_security["runAsUser"] != 0, where
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, where
+            assert security["allowPrivilegeEscalation"] is False, where
+            assert security["privileged"] is False, where
+            assert security["capabilities"] == {"drop": ["ALL"]}, where
+            assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+            assert container["resources"]["requests"], where
+            assert container["resources"]["limits"]["memory"], where
+            for variable in container.get("env", []):
+                # Secret material arrives only through secretKeyRef, never as a literal.
+                if any(word in variable["name"] for word in ("PASSWORD", "SECRET", "KEY")):
+                    assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_probes_use_the_admin_port(rendered: dict[str, list[Manifest]], value_set: str) -> None:
+    manifests = rendered[value_set]
+    container = relay_container(manifests)
+    settings = tomllib.loads(relay_toml(manifests))["server"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": settings["port"], "admin": settings["admin_port"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert container["args"] == ["serve", "--config", "/etc/relay/relay.toml"]
+
+
+@pytest.mark.parametrize(
+    ("values", "grace"),
+    [
+        ({}, 25 + 5 + 5),
+        ({"config": {"server": {"shutdown_grace_seconds": 40}}}, 40 + 5 + 5),
+        ({"config": {"server": {"shutdown_grace_seconds": 20.5}}}, 21 + 5 + 5),
+        ({"termination": {"preStopSleepSeconds": 10, "marginSeconds": 2}}, 25 + 10 + 2),
+    ],
+)
+def test_termination_grace_covers_the_drain(helm: Path, values: dict[str, Any], grace: int) -> None:
+    """Kubernetes waits for the preStop sleep plus relay's whole drain, with a margin."""
+    manifests = render_chart(helm, values)
+    spec = pod_spec(workload(manifests))
+    shutdown = tomllib.loads(relay_toml(manifests))["server"]["shutdown_grace_seconds"]
+    sleep = int(spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert spec["terminationGracePeriodSeconds"] == grace
+    assert spec["terminationGracePeriodSeconds"] >= math.ceil(shutdown) + sleep + 1
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_relay_accepts_the_rendered_config(
+    rendered: dict[str, list[Manifest]],
+    value_set: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """relay's own loader reads the ConfigMap's relay.toml with the pod's environment."""
+    manifests = rendered[value_set]
+    config_file = tmp_path / "relay.toml"
+    config_file.write_text(relay_toml(manifests), encoding="utf-8")
+    env = {}
+    for variable in relay_container(manifests).get("env", []):
+        # Secrets are stand-ins here; what matters is that each lands on a real setting.
+        env[variable["name"]] = variable.get("value", f"secret-{variable['name'].lower()}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the [ultracart] poller reads its key from os.environ
+    settings = Settings.load(config_file, env=env)
+    producer_config(settings.kafka, settings.intake)
+
+    mounts = {m["name"]: m["mountPath"] for m in relay_container(manifests)["volumeMounts"]}
+    assert settings.auth.basic_credentials_file == mounts["basic-auth"] + "/credentials"
+    values = VALUE_SETS[value_set]
+    if values.get("kafka", {}).get("sasl", {}).get("enabled"):
+        options = settings.kafka.librdkafka
+        assert options["security.protocol"] == "SASL_SSL"
+        assert options["sasl.mechanism"] == "SCRAM-SHA-512"
+        assert options["sasl.username"] == "secret-relay_kafka__librdkafka__sasl_username"
+        assert options["ssl.ca.location"] == mounts["kafka-ca"] + "/ca.crt"
+        assert options["ssl.certificate.location"] == mounts["kafka-client"] + "/tls.crt"
+        assert settings.auth.signature.enabled
+        assert settings.ultracart.enabled
+    if values.get("spool", {}).get("enabled"):
+        assert settings.spool.enabled
+        assert settings.spool.directory == mounts["spool"]
+
+
+def test_config_values_render_as_typed_toml(rendered: dict[str, list[Manifest]]) -> None:
+    """Whole numbers stay integers (helm's toToml would write 8080.0), strings are quoted,
+    dotted librdkafka keys, arrays and arrays of tables survive."""
+    config = tomllib.loads(relay_toml(rendered["everything"]))
+    assert config["server"]["port"] == 8080 and isinstance(config["server"]["port"], int)
+    assert config["server"]["shutdown_grace_seconds"] == 20.5
+    assert config["spool"]["max_bytes"] == 10 * 1024**3
+    assert config["topics"]["patterns"] == [{"match": "item_*", "topic": "shop.items"}]
+    assert config["topics"]["events"] == {"order_create": "shop.orders.created"}
+    assert config["keys"] == {"order_*": ["order_id"]}
+    assert config["kafka"]["librdkafka"]["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert config["kafka"]["bootstrap_servers"] == "b-1.msk.example:9096,b-2.msk.example:9096"
+
+
+def test_services_split_intake_from_metrics(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["defaults"]
+    pod_labels = workload(manifests)["spec"]["template"]["metadata"]["labels"]
+    intake = one(manifests, "Service", NAME)
+    metrics = one(manifests, "Service", f"{NAME}-metrics")
+    for service in (intake, metrics):
+        assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert [p["targetPort"] for p in intake["spec"]["ports"]] == ["http"]
+    assert [p["targetPort"] for p in metrics["spec"]["ports"]] == ["admin"]
+    assert metrics["spec"]["type"] == "ClusterIP"
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "spool", "autoscaling-off"])
+def test_autoscaler_owns_the_replica_count(
+    rendered: dict[str, list[Manifest]], value_set: str
+) -> None:
+    manifests = rendered[value_set]
+    target = workload(manifests)
+    autoscalers = by_kind(manifests, "HorizontalPodAutoscaler")
+    if VALUE_SETS[value_set].get("autoscaling", {}).get("enabled", True):
+        (autoscaler,) = autoscalers
+        assert "replicas" not in target["spec"]
+        assert autoscaler["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": target["kind"],
+            "name": target["metadata"]["name"],
+        }
+    else:
+        assert not autoscalers
+        assert target["spec"]["replicas"] == VALUE_SETS[value_set]["replicaCount"]
+    budget = one(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["selector"]["matchLabels"] == target["spec"]["selector"]["matchLabels"]
+
+
+def test_spool_variant_is_a_statefulset_with_a_claim(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["spool"]
+    assert not by_kind(manifests, "Deployment")
+    statefulset = one(manifests, "StatefulSet")
+    (claim,) = statefulset["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "spool"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    mounts = {m["name"]: m["mountPath"] for m in relay_container(manifests)["volumeMounts"]}
+    directory = tomllib.loads(relay_toml(manifests))["spool"]["directory"]
+    assert mounts["spool"] == directory == "/var/lib/relay/spool"
+    headless = one(manifests, "Service", statefulset["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    # Scaling down keeps a pod's unsent records on its volume.
+    assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+
+
+def test_network_policy_allows_only_what_relay_uses(rendered: dict[str, list[Manifest]]) -> None:
+    def egress_ports(manifests: list[Manifest]) -> set[int]:
+        policy = one(manifests, "NetworkPolicy")
+        return {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+
+    policy = one(rendered["defaults"], "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    ingress = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert ingress == {"http", "admin"}
+    admin_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "admin")
+    assert admin_rule["from"], "the admin port must not be open to everyone by default"
+    assert egress_ports(rendered["defaults"]) == {53, 9092, 9093, 9094, 9096}
+    # The status poller's HTTPS only when it is on.
+    assert egress_ports(rendered["sasl-and-secrets"]) == {53, 443, 9092, 9093, 9094, 9096}
+
+
+def test_service_monitor_scrapes_the_metrics_service(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["monitoring"]
+    monitor = one(manifests, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    services = by_kind(manifests, "Service")
+    matching = [s for s in services if selector.items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in matching] == [f"{NAME}-metrics"]
+    ports = {p["name"] for p in matching[0]["spec"]["ports"]}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    assert "metrics" in ports
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_prometheus_rule_matches_the_compose_alerts(rendered: dict[str, list[Manifest]]) -> None:
+    rule = one(rendered["monitoring"], "PrometheusRule")
+    compose = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text("utf-8"))
+    assert rule["spec"] == compose
+
+
+def test_values_schema_rejects_unknown_keys(helm: Path) -> None:
+    result = helm_template(helm, {"replicaCont": 3})
+    assert result.returncode != 0
+    assert "replicaCont" in result.stderr
+
+
+def test_sasl_without_a_secret_is_refused(helm: Path) -> None:
+    result = helm_template(helm, {"kafka": {"sasl": {"enabled": True}}})
+    assert result.returncode != 0
+    assert "kafka.sasl.existingSecret is required" in result.stderr
+
+
+def test_chart_claims_the_kubernetes_versions_it_is_tested_on() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
+    assert chart["kubeVersion"] == f">={KUBE_VERSIONS[0]}-0"
