@@ -401,6 +401,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("server.admin_port must differ from server.port (or be 0)")
     if s.server.workers < 1:
         raise ConfigError("server.workers must be at least 1")
+    if s.server.workers > 1 and s.server.admin_port == 0:
+        raise ConfigError(
+            "server.admin_port must not be 0 when server.workers > 1: the supervisor serves "
+            "every worker's metrics and the probes on the admin port"
+        )
     if s.server.log_format not in {"json", "text"}:
         raise ConfigError("server.log_format must be 'json' or 'text'")
     if not s.intake.path.startswith("/"):
