@@ -2,6 +2,9 @@
 
 Labels come from bounded sets only (event type from the catalog, outcome, reason), never
 from request data, so a hostile sender cannot blow up the number of series.
+
+With several worker processes (``relay.supervisor``) each gauge says how to combine the
+workers' values; the mode is ignored when relay runs as a single process.
 """
 
 from __future__ import annotations
@@ -47,11 +50,15 @@ class RelayMetrics:
             registry=r,
         )
         self.inflight_deliveries = Gauge(
-            "relay_inflight_deliveries", "Deliveries being handled right now.", registry=r
+            "relay_inflight_deliveries",
+            "Deliveries being handled right now.",
+            multiprocess_mode="livesum",
+            registry=r,
         )
         self.inflight_events = Gauge(
             "relay_inflight_events",
             "Events handed to the producer and not yet acknowledged or failed.",
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.payload_bytes = Histogram(
@@ -81,15 +88,21 @@ class RelayMetrics:
         self.producer_queue_messages = Gauge(
             "relay_producer_queue_messages",
             "Messages in the producer's queue (librdkafka statistics msg_cnt).",
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.producer_queue_bytes = Gauge(
             "relay_producer_queue_bytes",
             "Bytes in the producer's queue (librdkafka statistics msg_size).",
+            multiprocess_mode="livesum",
             registry=r,
         )
         self.kafka_ready = Gauge(
-            "relay_kafka_ready", "1 while a Kafka broker is reachable, else 0.", registry=r
+            "relay_kafka_ready",
+            "1 while a Kafka broker is reachable, else 0.",
+            # With several workers: 1 only while every one of them reaches Kafka.
+            multiprocess_mode="livemin",
+            registry=r,
         )
         self.spool_records = Gauge(
             "relay_spool_records",

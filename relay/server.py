@@ -6,6 +6,9 @@ Shutdown order on SIGTERM or SIGINT:
    still waits for Kafka) within ``shutdown_grace_seconds``;
 3. the app's lifespan flushes the producer;
 4. the admin server stops last, so probes and the final metrics stay readable meanwhile.
+
+With ``server.workers`` above 1 this runs in each worker process, under the supervisor of
+``relay.supervisor``, which owns the sockets, the signals and the admin server.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import asyncio
 import importlib.util
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,14 +53,30 @@ def server_config(app: Starlette, settings: Settings, *, admin: bool = False) ->
     )
 
 
-class _Servers:
-    def __init__(self, settings: Settings, app_factory: AppFactory = create_app) -> None:
+class Servers:
+    """Intake (and, unless told otherwise, admin) server of one process, and its signals.
+
+    A worker process of a multi-process relay passes its share of the listening sockets and
+    ``admin=False`` (the supervisor serves the probes), and leaves SIGINT to the supervisor.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_factory: AppFactory = create_app,
+        *,
+        sockets: Sequence[socket.socket] | None = None,
+        admin: bool = True,
+        signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    ) -> None:
         self.settings = settings
         self.app = app_factory(settings)
         self.runtime: Runtime = self.app.state.runtime
         self.intake = uvicorn.Server(server_config(self.app, settings))
+        self.sockets = list(sockets) if sockets is not None else None
+        self.signals = signals
         self.admin: uvicorn.Server | None = None
-        if settings.server.admin_port:
+        if admin and settings.server.admin_port:
             self.admin = uvicorn.Server(
                 server_config(create_admin_app(self.app), settings, admin=True)
             )
@@ -72,7 +92,7 @@ class _Servers:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.signals:
             loop.add_signal_handler(sig, self.request_stop)
         admin_task = None
         if self.admin is not None:
@@ -81,18 +101,25 @@ class _Servers:
             # so both run through _serve() and the handlers above decide.
             admin_task = asyncio.create_task(self.admin._serve())
         try:
-            await self.intake._serve()
+            await self.intake._serve(self.sockets)
         finally:
             if self.admin is not None and admin_task is not None:
                 self.admin.should_exit = True
                 await admin_task
 
 
+def event_loop_runner(settings: Settings) -> asyncio.Runner:
+    """A runner on the loop uvicorn is configured for (uvloop when installed)."""
+    loop_factory = server_config(Starlette(), settings).get_loop_factory()
+    return asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
+
+
 def serve(settings: Settings, app_factory: AppFactory = create_app) -> int:
-    servers = _Servers(settings, app_factory)
-    config = servers.intake.config
-    loop_factory = config.get_loop_factory()
-    runner = asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
-    with runner:
+    if settings.server.workers > 1:
+        from relay.supervisor import supervise
+
+        return supervise(settings, app_factory)
+    servers = Servers(settings, app_factory)
+    with event_loop_runner(settings) as runner:
         runner.run(servers.run())
     return 0 if servers.intake.started else 1

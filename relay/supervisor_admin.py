@@ -1,0 +1,76 @@
+"""The supervisor's admin server: every worker's metrics in one scrape, and fleet probes.
+
+Workers write their metrics to prometheus_client's multiprocess files in a directory of the
+supervisor's own; ``FleetMetrics`` reads them all at scrape time, next to the supervisor's
+own series (how many workers live, how often they were restarted, the build info, and the
+UltraCart status poller when it is on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from relay import __version__
+from relay.intake.responses import json_response
+
+
+class FleetMetrics:
+    def __init__(self, multiprocess_dir: str, live_workers: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        # prometheus_client.multiprocess has no annotations.
+        MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        self.workers = Gauge(
+            "relay_workers", "Intake worker processes alive right now.", registry=self.registry
+        )
+        self.workers.set_function(lambda: float(live_workers()))
+        self.restarts = Counter(
+            "relay_worker_restarts",
+            "Intake workers restarted after exiting unexpectedly.",
+            registry=self.registry,
+        )
+        Info("relay_build", "relay version.", registry=self.registry).info({"version": __version__})
+
+
+def fleet_admin_app(
+    metrics: FleetMetrics, readiness: Callable[[], tuple[bool, Mapping[str, Any]]]
+) -> Starlette:
+    """``/metrics``, ``/healthz`` and ``/readyz`` for relay as a whole.
+
+    ``readiness`` returns whether every worker is ready (and no shutdown has begun), with
+    the details shown in the body.
+    """
+
+    async def metrics_endpoint(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_request: Request) -> Response:
+        # The supervisor answers and restarts workers itself: a crashed worker is not a
+        # reason for Kubernetes to restart the pod.
+        return json_response(200, {"status": "alive"})
+
+    async def readyz(_request: Request) -> Response:
+        ready, details = readiness()
+        return json_response(200 if ready else 503, {"ready": ready, **details})
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+    )

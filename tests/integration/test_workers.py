@@ -1,0 +1,154 @@
+"""Several worker processes (server.workers = 2) against the real broker.
+
+What a supervisor must get right: every delivery lands whichever worker takes it, one
+scrape counts them all, a crashed worker comes back without the counters going backwards,
+readiness covers every worker, and no process outlives relay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.kafka_support import consume_all
+from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+
+pytestmark = pytest.mark.kafka
+
+WORKERS = 2
+
+
+@pytest.fixture
+def relay(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RelayProcess]:
+    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
+    process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0
+
+
+def readiness(relay: RelayProcess) -> tuple[int, dict[str, Any]]:
+    response = httpx2.get(relay.admin_url + "/readyz", timeout=5)
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+def worker_pids(relay: RelayProcess) -> list[int]:
+    return [w["pid"] for w in readiness(relay)[1]["workers"]]
+
+
+def deliver(relay: RelayProcess, order_ids: list[str]) -> list[int]:
+    """One delivery per id, each on its own connection, so they spread over the workers."""
+
+    def one(order_id: str) -> int:
+        body = orjson.dumps({"events": [{"order_create": {"order_id": order_id}}]})
+        with httpx2.Client(timeout=30) as client:
+            response = client.post(
+                relay.url,
+                content=body,
+                headers={"content-type": "application/json"},
+                auth=CREDENTIALS,
+            )
+            return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, order_ids))
+
+
+def alive(pid: int) -> bool:
+    # A zombie is dead even if nobody has reaped it yet (PID 1 here may never do so).
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def ok_deliveries(metrics: str) -> int:
+    total = 0.0
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "relay_deliveries_total" and sample.labels["outcome"] == "ok":
+                total += sample.value
+    return int(total)
+
+
+def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_every_worker_serves_and_one_scrape_counts_all(
+    relay: RelayProcess, topic_prefix: str
+) -> None:
+    status, body = readiness(relay)
+    assert status == 200
+    assert [w["state"] for w in body["workers"]] == ["ready"] * WORKERS
+    assert len(set(worker_pids(relay))) == WORKERS
+
+    ids = [f"W-{n}" for n in range(40)]
+    assert deliver(relay, ids) == [200] * len(ids)
+    records = consume_all(relay.bootstrap, [topic_prefix + "order_create"], expected_count=40)
+    assert sorted(r.key or b"" for r in records) == sorted(i.encode() for i in ids)
+
+    metrics = relay.metrics()
+    assert ok_deliveries(metrics) == len(ids)
+    assert 'relay_events_total{event_type="order_create",outcome="published"} 40.0' in metrics
+    assert f"relay_workers {float(WORKERS)}" in metrics
+    assert "relay_kafka_ready 1.0" in metrics
+    assert 'relay_build_info{version="' in metrics
+
+
+def test_a_killed_worker_is_replaced_and_counters_keep_counting(relay: RelayProcess) -> None:
+    assert deliver(relay, [f"K-{n}" for n in range(10)]) == [200] * 10
+    victim = worker_pids(relay)[0]
+    os.kill(victim, signal.SIGKILL)
+
+    def replaced() -> bool:
+        status, body = readiness(relay)
+        pids = [w["pid"] for w in body["workers"]]
+        return status == 200 and victim not in pids and None not in pids
+
+    wait_until(replaced)
+    assert deliver(relay, [f"L-{n}" for n in range(10)]) == [200] * 10
+    metrics = relay.metrics()
+    # The dead worker's deliveries still count: the total never goes backwards.
+    assert ok_deliveries(metrics) == 20
+    assert "relay_worker_restarts_total 1.0" in metrics
+
+
+def test_sigterm_drains_every_worker_and_leaves_no_process(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
+    process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
+    process.start()
+    pids = worker_pids(process)
+    assert deliver(process, ["T-1", "T-2"]) == [200, 200]
+    assert process.stop(signal.SIGTERM) == 0
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_workers_drain_by_themselves_when_the_supervisor_dies(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
+    process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
+    process.start()
+    pids = worker_pids(process)
+    process.stop(signal.SIGKILL)
+    wait_until(lambda: not any(alive(pid) for pid in pids))
