@@ -24,6 +24,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from relay.app import Runtime, create_admin_app, create_app
+from relay.http_guard import guarded_http_protocol
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,11 @@ def server_config(app: Starlette, settings: Settings, *, admin: bool = False) ->
         host=server.admin_host if admin else server.host,
         port=server.admin_port if admin else server.port,
         # uvloop and httptools when installed (uvicorn[standard]); the stock loop and h11
-        # otherwise, so relay still runs where the C extensions cannot be built.
+        # otherwise, so relay still runs where the C extensions cannot be built. httptools
+        # comes with relay's limits on the request head (size and time; see http_guard).
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=guarded_http_protocol(server.max_header_bytes, server.header_timeout_seconds),
+        h11_max_incomplete_event_size=server.max_header_bytes,
         lifespan="off" if admin else "on",
         access_log=server.access_log and not admin,
         log_config=None,

@@ -42,6 +42,9 @@ class ServerSettings:
     keep_alive_seconds: float = 75.0
     # A client that has not sent its whole body by then gets a 408 (slow-loris guard).
     body_timeout_seconds: float = 20.0
+    # The request line and headers: a bigger head gets 431, a slower one 408 (relay.http_guard).
+    max_header_bytes: int = 32 * 1024
+    header_timeout_seconds: float = 10.0
     max_concurrent_connections: int = 1000
 
 
@@ -289,6 +292,8 @@ def _server(t: _Table) -> ServerSettings:
         access_log=t.get("access_log", d.access_log, _flag),
         keep_alive_seconds=t.get("keep_alive_seconds", d.keep_alive_seconds, _number),
         body_timeout_seconds=t.get("body_timeout_seconds", d.body_timeout_seconds, _number),
+        max_header_bytes=t.get("max_header_bytes", d.max_header_bytes, _integer),
+        header_timeout_seconds=t.get("header_timeout_seconds", d.header_timeout_seconds, _number),
         max_concurrent_connections=t.get(
             "max_concurrent_connections", d.max_concurrent_connections, _integer
         ),
@@ -399,6 +404,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError("server.port must not be 0")
     if s.server.admin_port == s.server.port:
         raise ConfigError("server.admin_port must differ from server.port (or be 0)")
+    if s.server.max_header_bytes < 1024:
+        raise ConfigError("server.max_header_bytes must be at least 1024")
+    if s.server.header_timeout_seconds <= 0 or s.server.body_timeout_seconds <= 0:
+        raise ConfigError("server.header_timeout_seconds and body_timeout_seconds must be above 0")
     if s.server.workers < 1:
         raise ConfigError("server.workers must be at least 1")
     if s.server.workers > 1 and s.server.admin_port == 0:

@@ -1,0 +1,134 @@
+"""Limits on the request head that uvicorn's httptools protocol does not have.
+
+Measured with uvicorn 0.54 + httptools 0.9 (tests/security/test_limits.py): a request head
+is buffered without any size limit (a 200 MB header raised relay's RSS from 44 MB to
+316 MB), and a connection that sends nothing, or trickles its headers, is never timed out.
+Either lets one client hold memory or connections for as long as it likes.
+
+``guarded_http_protocol`` returns uvicorn's httptools protocol with both limits added:
+- more than ``max_head_bytes`` before the end of the headers: ``431`` and close;
+- no complete head within ``head_timeout`` of the connection opening (or of the first byte
+  of a later request on a kept-alive connection): ``408`` and close, or just close if
+  nothing was sent at all.
+The body has its own limits in relay.intake.body (size: 413, time: 408).
+
+Without httptools uvicorn falls back to h11, which has a head size limit of its own
+(``h11_max_incomplete_event_size``, set from the same setting) but no head timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+
+def _response(status: int, reason: str, code: str, message: str) -> bytes:
+    body = orjson.dumps({"error": code, "message": message})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyncio.Protocol] | str:
+    """The protocol class for ``uvicorn.Config(http=...)``."""
+    if importlib.util.find_spec("httptools") is None:
+        return "h11"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    too_large = _response(
+        431,
+        "Request Header Fields Too Large",
+        "headers_too_large",
+        f"the request line and headers exceed the {max_head_bytes} byte limit",
+    )
+    too_slow = _response(
+        408,
+        "Request Timeout",
+        "header_timeout",
+        f"the request headers were not received within {head_timeout:g} s",
+    )
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._awaiting_head = True
+            self._head_bytes = 0
+            self._head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if not self._awaiting_head:
+                super().data_received(data)
+                return
+            room = max_head_bytes - self._head_bytes
+            if len(data) <= room:
+                self._head_bytes += len(data)
+                super().data_received(data)
+                return
+            # The head may still end within the part that fits: feed that much first.
+            self._head_bytes = max_head_bytes
+            super().data_received(data[:room])
+            if self.transport.is_closing():
+                return
+            if self._awaiting_head:
+                self._refuse(too_large, "request head too large")
+                return
+            self.data_received(data[room:])
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if not self._awaiting_head:
+                # The next request on a kept-alive connection: its head gets the same limits.
+                self._awaiting_head = True
+                self._head_bytes = 0
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._awaiting_head = False
+            self._disarm()
+            super().on_headers_complete()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(head_timeout, self._head_timed_out)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if not self._awaiting_head or self.transport.is_closing():
+                return
+            if self._head_bytes:
+                self._refuse(too_slow, "request head not received in time")
+            else:
+                self.transport.close()  # connected and said nothing: nobody to answer
+
+        def _refuse(self, response: bytes, reason: str) -> None:
+            self._disarm()
+            self._awaiting_head = False
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
+            logger.warning("connection refused: %s", reason, extra={"client": client})
+            self.transport.write(response)
+            self.transport.close()
+
+    return GuardedHttpToolsProtocol
