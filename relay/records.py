@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import orjson
 
 from relay.catalog import metric_label
+from relay.errors import InvalidDelivery
 from relay.intake.parsing import Event
 from relay.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings
@@ -59,8 +60,8 @@ class RecordBuilder:
         time_header = ("ce_time", _rfc3339(received))
         delivery_header = ("relay_delivery_id", delivery_id.encode())
         records = []
-        for event in events:
-            value = orjson.dumps(event.obj)
+        for index, event in enumerate(events):
+            value = _encode(index, event)
             headers: Headers = [
                 _SPECVERSION,
                 ("ce_id", event_id(event.name, value).encode()),
@@ -83,6 +84,18 @@ class RecordBuilder:
                 )
             )
         return records
+
+
+def _encode(index: int, event: Event) -> bytes:
+    try:
+        return orjson.dumps(event.obj)
+    except orjson.JSONEncodeError:
+        # orjson reads up to 1024 levels of nesting but writes at most 254: an object
+        # between the two parses fine and can only be refused here.
+        raise InvalidDelivery(
+            f"events[{index}] ({event.name}) is nested too deeply (at most 254 levels)",
+            code="too_deeply_nested",
+        ) from None
 
 
 def _rfc3339(moment: datetime) -> bytes:
