@@ -95,7 +95,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "spool": {"spool": {"enabled": True}},
     "sasl-and-secrets": SASL,
-    "autoscaling-off": {"autoscaling": {"enabled": False}, "replicaCount": 3},
+    "autoscaling-off": {
+        "autoscaling": {"enabled": False},
+        "replicaCount": 3,
+        "config": {"server": {"workers": 2}},
+    },
     "monitoring": MONITORING,
     "everything": EVERYTHING,
 }
@@ -459,6 +463,13 @@ def test_sasl_without_a_secret_is_refused(helm: Path) -> None:
     result = helm_template(helm, {"kafka": {"sasl": {"enabled": True}}})
     assert result.returncode != 0
     assert "kafka.sasl.existingSecret is required" in result.stderr
+
+
+def test_spool_with_several_workers_is_refused(helm: Path) -> None:
+    """relay would refuse it at start-up (one writer per spool directory); helm says so first."""
+    result = helm_template(helm, {"spool": {"enabled": True}, "config": {"server": {"workers": 2}}})
+    assert result.returncode != 0
+    assert "spool.enabled needs config.server.workers = 1" in result.stderr
 
 
 def test_chart_claims_the_kubernetes_versions_it_is_tested_on() -> None:

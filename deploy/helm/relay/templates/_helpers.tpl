@@ -94,6 +94,9 @@ The configuration relay reads: .Values.config plus what the chart's own values i
 {{- $_ := set $kafka "librdkafka" $lib }}
 {{- $_ := set $config "kafka" $kafka }}
 {{- if .Values.spool.enabled }}
+{{- if gt (int (dig "server" "workers" 1 $config)) 1 }}
+{{- fail "spool.enabled needs config.server.workers = 1 (one writer per spool directory); scale with replicas" }}
+{{- end }}
 {{- $spool := default (dict) (get $config "spool") }}
 {{- $_ := set $spool "enabled" true }}
 {{- $_ := set $spool "directory" .Values.spool.directory }}
@@ -335,7 +338,9 @@ env:
     secretName: {{ .Values.kafka.tls.clientCertSecret }}
     defaultMode: 0440
 {{- end }}
+# /tmp: the only writable path besides volumes. With config.server.workers > 1 relay
+# keeps its per-worker Prometheus files here (about 1 MiB per metric type per worker).
 - name: tmp
   emptyDir:
-    sizeLimit: 64Mi
+    sizeLimit: 256Mi
 {{- end }}
