@@ -45,9 +45,10 @@ ENV PATH=/opt/relay/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     RELAY_CONFIG=/etc/relay/relay.toml \
-    RELAY_WEBHOOKS_CONFIG=/etc/relay/webhooks.toml \
-    # Worker processes; override at run time (docker run -e RELAY_SERVER__WORKERS=4).
-    RELAY_SERVER__WORKERS=1
+    RELAY_WEBHOOKS_CONFIG=/etc/relay/webhooks.toml
+# No RELAY_<SECTION>__<KEY> defaults here: the environment overrides the config file, so
+# one set in the image would shadow every relay.toml. The worker count comes from the
+# environment at run time (docker run -e RELAY_SERVER__WORKERS=4), else from relay.toml.
 USER 10001:10001
 WORKDIR /var/lib/relay
 # 8080: intake (UltraCart). 9090: admin (/metrics, /healthz, /readyz), keep it internal.

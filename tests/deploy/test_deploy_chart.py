@@ -338,6 +338,7 @@ def test_relay_accepts_the_rendered_config(
     mounts = {m["name"]: m["mountPath"] for m in relay_container(manifests)["volumeMounts"]}
     assert settings.auth.basic_credentials_file == mounts["basic-auth"] + "/credentials"
     values = VALUE_SETS[value_set]
+    assert settings.server.workers == values.get("config", {}).get("server", {}).get("workers", 1)
     if values.get("kafka", {}).get("sasl", {}).get("enabled"):
         options = settings.kafka.librdkafka
         assert options["security.protocol"] == "SASL_SSL"

@@ -138,14 +138,15 @@ def test_ports_healthcheck_and_command_match_relay() -> None:
 
 def test_workers_come_from_the_environment() -> None:
     env = env_of(final_stage())
-    workers = env["RELAY_SERVER__WORKERS"]
-    assert int(workers) >= 1
+    # A RELAY_<SECTION>__<KEY> in the image would override every mounted relay.toml (the
+    # chart's ConfigMap included), so the image sets none; the run-time environment does.
+    assert not [name for name in env if name.startswith("RELAY_") and "__" in name]
+    assert env["RELAY_CONFIG"] == "/etc/relay/relay.toml"
     settings = Settings.load(
         REPO_ROOT / "config" / "relay.toml",
         env={"RELAY_SERVER__WORKERS": "3", "RELAY_AUTH__BASIC_CREDENTIALS": "u:p"},
     )
     assert settings.server.workers == 3
-    assert env["RELAY_CONFIG"] == "/etc/relay/relay.toml"
 
 
 def test_image_directories_match_relay_defaults() -> None:
