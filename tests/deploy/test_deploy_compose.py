@@ -55,10 +55,10 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def environment(service: dict[str, Any]) -> dict[str, str]:
+def environment(service: dict[str, Any], host_env: dict[str, str] | None = None) -> dict[str, str]:
     raw = service.get("environment", {})
     assert isinstance(raw, dict), "environment is written as a mapping throughout"
-    return {name: interpolate(str(value)) for name, value in raw.items()}
+    return {name: interpolate(str(value), host_env) for name, value in raw.items()}
 
 
 def relay_argv(service: dict[str, Any]) -> list[str]:
@@ -307,6 +307,22 @@ def test_demo_registers_relay_with_the_emulator(
     assert urlsplit(traffic["EMULATOR_URL"]).port == emulator_args.port
     subscribed = {event.name for event in config.webhook.events}
     assert set(traffic["DEMO_EVENTS"].split(",")) <= subscribed
+
+
+def test_status_poller_is_opt_in_and_polls_the_emulator(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = REPO_ROOT / "config" / "relay.toml"
+    assert not Settings.load(config, env=environment(services["relay"])).ultracart.enabled
+    env = environment(services["relay"], {"RELAY_ULTRACART_STATUS": "true"})
+    # The poller reads its API key from the process environment.
+    monkeypatch.setenv("ULTRACART_SIMPLE_KEY", env["ULTRACART_SIMPLE_KEY"])
+    poller = Settings.load(config, env=env).ultracart
+    assert poller.enabled
+    emulator_port = build_parser().parse_args(relay_argv(services["emulator"])).port
+    api = urlsplit(poller.api.base_url)
+    assert (api.hostname, api.port) == ("emulator", emulator_port)
+    assert poller.webhook_url == environment(services["demo-webhook"])["WEBHOOKS_WEBHOOK__URL"]
 
 
 def _credentials_script(services: dict[str, dict[str, Any]], path: Path) -> list[str]:
