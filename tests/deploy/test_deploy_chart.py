@@ -11,6 +11,7 @@ misspelt field fails here instead of being pruned silently by the API server.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import tomllib
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ MONITORING: dict[str, Any] = {
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
         "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
     }
 }
 EVERYTHING: dict[str, Any] = {
@@ -452,6 +454,28 @@ def test_prometheus_rule_matches_the_compose_alerts(rendered: dict[str, list[Man
     rule = one(rendered["monitoring"], "PrometheusRule")
     compose = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text("utf-8"))
     assert rule["spec"] == compose
+
+
+def test_grafana_dashboard_config_map_is_the_compose_dashboard(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    config_map = one(rendered["monitoring"], "ConfigMap", f"{NAME}-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "relay.json"
+    assert json.loads(config_map["data"]["relay.json"]) == json.loads(
+        dashboard.read_text(encoding="utf-8")
+    )
+    assert not [m for m in rendered["defaults"] if m["metadata"]["name"] == f"{NAME}-dashboard"]
+
+
+def test_tls_without_sasl(helm: Path, tmp_path: Path) -> None:
+    manifests = render_chart(helm, {"kafka": {"tls": {"enabled": True, "caSecret": "ca"}}})
+    config_file = tmp_path / "relay.toml"
+    config_file.write_text(relay_toml(manifests), encoding="utf-8")
+    options = Settings.load(config_file, env={}).kafka.librdkafka
+    assert options["security.protocol"] == "SSL"
+    assert options["ssl.ca.location"] == "/etc/relay/secrets/kafka-ca/ca.crt"
+    assert "sasl.mechanism" not in options
 
 
 def test_values_schema_rejects_unknown_keys(helm: Path) -> None:
