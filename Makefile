@@ -15,7 +15,7 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test run bench bench-smoke kafka-start kafka-stop kafka-status kafka-logs
+.PHONY: help install lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
@@ -26,6 +26,10 @@ help:
 	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~25 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
+	@echo 'make faults        the fault-injection suite alone (~3 min; report in build/fault-report)'
+	@echo 'make fuzz          long fuzz run: atheris for FUZZ_SECONDS (600), then the hostile-'
+	@echo '                   input properties with HYPOTHESIS_PROFILE=fuzz (also in make test,'
+	@echo '                   with a fixed CI budget)'
 	@echo 'make kafka-start   start the dev Kafka (127.0.0.1:9092); kafka-stop, kafka-status,'
 	@echo '                   kafka-logs likewise (RELAY_KAFKA_PORT picks another broker)'
 
@@ -66,6 +70,18 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke
+
+# Part of make test too; this runs it alone. docs/reliability.md explains the scenarios.
+faults: $(STAMP)
+	$(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
+
+# The corpus is kept in build/fuzz between runs; crashes are written there as crash-*.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	mkdir -p build/fuzz/corpus
+	$(BIN)/python -m tests.hostile.fuzz_intake -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/hostile -m 'not kafka' $(PYTEST_ARGS)
 
 kafka-start:
 	$(KAFKA) start

@@ -10,7 +10,9 @@ Either lets one client hold memory or connections for as long as it likes.
 - no complete head within ``head_timeout`` of the connection opening (or of the first byte
   of a later request on a kept-alive connection): ``408`` and close, or just close if
   nothing was sent at all.
-The body has its own limits in relay.intake.body (size: 413, time: 408).
+The body has its own limits in relay.intake.body (size: 413, time: 408); a response sent
+before the whole body arrived (those, and 401) closes the connection, where uvicorn would
+otherwise keep reading and discarding the rest for as long as the client sends it.
 
 Without httptools uvicorn falls back to h11, which has a head size limit of its own
 (``h11_max_incomplete_event_size``, set from the same setting) but no head timeout.
@@ -104,6 +106,15 @@ def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyn
             self._awaiting_head = False
             self._disarm()
             super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            cycle = self.cycle
+            super().on_response_complete()
+            if cycle is not None and cycle.more_body and not self.transport.is_closing():
+                # Answered before the body was in (401, 408, 413): uvicorn would keep
+                # reading and discarding it for as long as the client sends, so a client
+                # refused for trickling could go on trickling. Close instead.
+                self.transport.close()
 
         def _arm(self) -> None:
             self._disarm()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
@@ -21,6 +22,14 @@ KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 TEST_KAFKA_PORT = 19092
 # First start may resolve Kafka with Maven before the script's own 90 s readiness timeout.
 KAFKA_SCRIPT_TIMEOUT_S = 600
+
+
+# Property and fuzz tests run with a fixed budget in CI ("ci", the default); `make fuzz`
+# runs the same properties with HYPOTHESIS_PROFILE=fuzz for a much longer search. No
+# deadline: on a busy two-core CI machine timing says nothing about the code.
+hypothesis_settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("fuzz", max_examples=5_000, deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
