@@ -95,7 +95,9 @@ class KafkaSettings:
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "relay"
     # Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, linger.ms, ...).
-    librdkafka: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    # Left out of repr: it holds sasl.password, ssl.key.password and the like as plain text
+    # (librdkafka needs them so), and a repr ends up in logs and tracebacks.
+    librdkafka: Mapping[str, str | int | float | bool] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
