@@ -64,6 +64,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     parser.add_argument("--name", default="", help="report file name (default: report or smoke)")
     parser.add_argument("--keep-work", action="store_true", help="keep logs and bodies")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RELAY_VAR=VALUE",
+        help="extra relay setting for every party, e.g. "
+        "RELAY_KAFKA__LIBRDKAFKA__COMPRESSION_TYPE=zstd (repeatable)",
+    )
     return parser.parse_args(argv)  # fmt: skip
 
 
@@ -81,8 +89,15 @@ def options_from(args: argparse.Namespace) -> Options:
     else:
         timing = Timing(duration=args.step_seconds or 4.0)
         half = args.half_rate_seconds or 10.0
+    overrides = []
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("RELAY_"):
+            raise SystemExit(f"--set wants RELAY_NAME=value, got {item!r}")
+        overrides.append((name, value))
     return Options(
         scenarios=tuple(sc.BY_NAME[n] for n in names),
+        overrides=tuple(overrides),
         workers=args.workers,
         out_dir=args.out,
         bootstrap=args.bootstrap or None,
@@ -122,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "timing": asdict(options.timing),
             "half_rate_seconds": options.half_rate_seconds,
             "generator_connections": [options.connections, options.max_connections],
+            "overrides": dict(options.overrides),
         },
         "scenarios": outcome["scenarios"],
         "soak": outcome["soak"],

@@ -48,6 +48,7 @@ class Options:
     connections: int = 32
     max_connections: int = 512
     smoke: bool = False
+    overrides: tuple[tuple[str, str], ...] = ()
     # Start rates for the search, deliveries/s; well below any machine's capacity.
     start_rates: dict[str, float] = field(
         default_factory=lambda: {
@@ -89,6 +90,7 @@ class Run:
                 admin_port=free_port(),
                 workers=options.workers,
                 topic_prefix=prefix,
+                overrides=options.overrides,
             )
             create_topics(
                 self.bootstrap,

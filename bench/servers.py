@@ -25,6 +25,9 @@ class ServerSpec:
     admin_port: int
     workers: int
     topic_prefix: str = TOPIC_PREFIX
+    # Extra RELAY_* settings (bench --set), for tuning experiments; they reach relay, the
+    # bare app and the raw producers alike.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         """relay's settings for the run: the shipped config/relay.toml plus loopback overrides."""
@@ -42,6 +45,7 @@ class ServerSpec:
             "RELAY_TOPICS__TEMPLATE": self.topic_prefix + "{event}",
             "RELAY_TOPICS__UNKNOWN_EVENT_TOPIC": self.topic_prefix + "unknown",
             "RELAY_TOPICS__DEAD_LETTER_TOPIC": self.topic_prefix + "dead_letter",
+            **dict(self.overrides),
         }
 
 
