@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+from starlette.requests import ClientDisconnect, Request
 
-from starlette.requests import Request
-
+from relay.deadlines import Deadlines
 from relay.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from relay.intake.decoding import gunzip_bounded
 from relay.settings import IntakeSettings
@@ -25,23 +24,36 @@ def check_media_type(content_type: str, intake: IntakeSettings) -> None:
     )
 
 
-async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+async def read_body(
+    request: Request, limit: int, timeout: float, deadlines: Deadlines
+) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         # Refuse before reading: no point receiving megabytes we will not keep.
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    # The ASGI messages themselves rather than request.stream(): a delivery's body is
+    # usually one message, and this path runs for every delivery.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
+        with deadlines.guard(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                chunk: bytes = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge(f"the body exceeds the {limit} byte limit")
+                if not message.get("more_body", False):
+                    if not chunks:
+                        return chunk
+                    chunks.append(chunk)
+                    return b"".join(chunks)
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeout(f"the body was not received within {timeout:g} s") from None
-    return b"".join(chunks)
 
 
 def decode_content_encoding(body: bytes, content_encoding: str, inflated_limit: int) -> bytes:

@@ -2,8 +2,9 @@
 
 One confluent-kafka ``Producer`` per app, served by one poll thread. librdkafka calls the
 delivery callback once per record on that thread; a per-delivery ``_Batch`` counts them
-down and wakes the event loop once, when the last one is in (``call_soon_threadsafe``:
-futures must only be touched from their own loop).
+up and wakes the event loop once, when the last one is in (``call_soon_threadsafe``:
+futures must only be touched from their own loop). The callback runs for every record
+while holding the GIL the event loop needs, so it is kept to a few attribute updates.
 
 Admission is decided before any record is handed over: a delivery that would take the
 number of unacknowledged events above ``max_inflight_events``, or that holds a record
@@ -16,12 +17,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from relay.deadlines import Deadlines
 from relay.errors import PayloadTooLarge, Unavailable
 from relay.kafka.client_config import max_message_bytes
 from relay.metrics import RelayMetrics
@@ -45,38 +47,51 @@ class EventSink(Protocol):
 
 
 class _Batch:
-    """Counts one delivery's acknowledgements down on the poll thread."""
+    """Counts one delivery's acknowledgements on the poll thread; completes on the loop.
 
-    __slots__ = ("_lock", "_loop", "errors", "future", "remaining")
+    No lock: only the poll thread writes ``acked``, and ``expected`` changes (on the event
+    loop) only when producing stopped short. Each side writes first and compares after, so
+    whichever runs last sees both values and completes the batch; completing twice is
+    harmless.
+    """
 
-    def __init__(self, size: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.remaining = size
+    __slots__ = ("_completed", "_loop", "_on_complete", "acked", "errors", "expected", "waiter")
+
+    def __init__(
+        self,
+        size: int,
+        loop: asyncio.AbstractEventLoop,
+        on_complete: Callable[[int], None],
+    ) -> None:
+        self.expected = size
+        self.acked = 0
         self.errors: list[KafkaError] = []
         self._loop = loop
-        # Callbacks (poll thread) and abandon() (event loop) may count down concurrently.
-        self._lock = threading.Lock()
-        self.future: asyncio.Future[None] = loop.create_future()
+        self._on_complete = on_complete
+        self._completed = False
+        # What publish() awaits; cancelling that wait leaves the accounting to _complete.
+        self.waiter: asyncio.Future[None] = loop.create_future()
 
     def on_delivery(self, error: KafkaError | None, _message: Message) -> None:
-        with self._lock:
-            if error is not None:
-                self.errors.append(error)
-            self.remaining -= 1
-            done = self.remaining == 0
-        if done:
-            self._loop.call_soon_threadsafe(self._resolve)
+        if error is not None:
+            self.errors.append(error)
+        self.acked += 1
+        if self.acked == self.expected:
+            self._loop.call_soon_threadsafe(self._complete)
 
-    def abandon(self, unsent: int) -> None:
-        """Records that never reached the producer will never be called back."""
-        with self._lock:
-            self.remaining -= unsent
-            done = self.remaining == 0
-        if done:
-            self._loop.call_soon_threadsafe(self._resolve)
+    def abandon(self, sent: int) -> None:
+        """Producing stopped after ``sent`` records; the others will never be called back."""
+        self.expected = sent
+        if self.acked == sent:
+            self._complete()
 
-    def _resolve(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+    def _complete(self) -> None:
+        if self._completed:
+            return
+        self._completed = True
+        self._on_complete(self.expected)
+        if not self.waiter.done():
+            self.waiter.set_result(None)
 
 
 class KafkaPublisher:
@@ -96,6 +111,7 @@ class KafkaPublisher:
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
         self._ready = False
+        self._deadlines = Deadlines()
 
     @property
     def ready(self) -> bool:
@@ -167,10 +183,11 @@ class KafkaPublisher:
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
 
         loop = asyncio.get_running_loop()
-        batch = _Batch(count, loop)
+        # The in-flight count is released when the last acknowledgement arrives, not when
+        # the caller stops waiting: until then the records still occupy the producer.
+        batch = _Batch(count, loop, self._release)
         self._inflight_events += count
         self._metrics.inflight_events.set(self._inflight_events)
-        batch.future.add_done_callback(lambda _f: self._release(count))
         started = time.perf_counter()
         sent = 0
         try:
@@ -184,20 +201,22 @@ class KafkaPublisher:
                 )
                 sent += 1
         except BufferError:
-            batch.abandon(count - sent)
+            self._release(count - sent)
+            batch.abandon(sent)
             raise Unavailable(
                 "the producer queue is full; retry later", code="overloaded"
             ) from None
         except KafkaException as exc:
-            batch.abandon(count - sent)
+            self._release(count - sent)
+            batch.abandon(sent)
             self._count_error(exc.args[0] if exc.args else None)
             raise Unavailable(
                 "Kafka refused the records; retry later", code="produce_failed"
             ) from None
 
         try:
-            # shield: a timed-out wait must not cancel the future the callbacks resolve.
-            await asyncio.wait_for(asyncio.shield(batch.future), timeout)
+            with self._deadlines.guard(timeout):
+                await batch.waiter
         except TimeoutError:
             raise Unavailable(
                 f"Kafka did not acknowledge every event within {timeout:g} s; retry later",
