@@ -24,6 +24,8 @@ Headers = list[tuple[str, str | bytes | None]]
 
 _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/json")
+# Per-name answers kept by a builder; names are sender-chosen, so the memo is bounded.
+_NAME_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +54,45 @@ class RecordBuilder:
     ) -> None:
         self._router = router
         self._keys = keys
-        self._source = cloudevents.source.encode()
+        self._source = ("ce_source", cloudevents.source.encode())
         self._type_prefix = cloudevents.type_prefix
         self._default_merchant = cloudevents.merchant_id
+        # Everything about an event that depends only on its name, computed once per name.
+        self._by_name: dict[str, tuple[tuple[str, bytes], str, str]] = {}
+        # ce_time down to the second, reused by every delivery received in that second.
+        self._second = -1
+        self._second_text = b""
+
+    def _named(self, name: str) -> tuple[tuple[str, bytes], str, str]:
+        known = self._by_name.get(name)
+        if known is None:
+            type_header = ("ce_type", (self._type_prefix + name).encode())
+            known = (type_header, self._router.topic_for(name), metric_label(name))
+            if len(self._by_name) < _NAME_MEMO_SIZE:
+                self._by_name[name] = known
+        return known
+
+    def _time(self, moment: datetime) -> bytes:
+        if moment.tzinfo is not UTC:
+            return _rfc3339(moment)
+        second = int(moment.timestamp())
+        if second != self._second:
+            self._second_text = _rfc3339(moment)[:19]
+            self._second = second
+        return self._second_text + b".%03dZ" % (moment.microsecond // 1000)
 
     def build(self, events: Sequence[Event], delivery_id: str, received: datetime) -> list[Record]:
-        time_header = ("ce_time", _rfc3339(received))
+        time_header = ("ce_time", self._time(received))
         delivery_header = ("relay_delivery_id", delivery_id.encode())
         records = []
         for index, event in enumerate(events):
             value = _encode(index, event)
+            type_header, topic, label = self._named(event.name)
             headers: Headers = [
                 _SPECVERSION,
                 ("ce_id", event_id(event.name, value).encode()),
-                ("ce_type", (self._type_prefix + event.name).encode()),
-                ("ce_source", self._source),
+                type_header,
+                self._source,
                 time_header,
                 _CONTENT_TYPE,
                 delivery_header,
@@ -76,11 +102,11 @@ class RecordBuilder:
                 headers.append(("ultracart_merchant_id", merchant.encode()))
             records.append(
                 Record(
-                    topic=self._router.topic_for(event.name),
+                    topic=topic,
                     key=self._keys.key_for(event.name, event.obj),
                     value=value,
                     headers=headers,
-                    label=metric_label(event.name),
+                    label=label,
                 )
             )
         return records
