@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Whichever comes first; the time cap keeps a busy CI machine from stretching the run.
 RUNS = 50_000
+SECONDS = 30
 
 
 @pytest.mark.skipif(
@@ -27,14 +29,15 @@ def test_atheris_finds_no_crash_within_the_ci_budget(tmp_path: Path) -> None:
             "-m",
             "tests.hostile.fuzz_intake",
             f"-runs={RUNS}",
+            f"-max_total_time={SECONDS}",
             "-seed=1",
             f"-artifact_prefix={tmp_path}/",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=SECONDS + 120,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert f"Done {RUNS} runs" in result.stderr
+    assert "Done " in result.stderr
