@@ -163,20 +163,22 @@ class SpoolingSink:
                 continue
             try:
                 sent = await self._drain_once()
-            except (DeliveryError, OSError, ValueError) as exc:
+            except DeliveryError as exc:
                 if not failing:
-                    logger.warning(
-                        "spool cannot drain yet; retrying",
-                        extra={"error": getattr(exc, "code", type(exc).__name__)},
-                    )
-                failing = True
-                await self._pause(delay)
-                delay = min(delay * 2, _BACKOFF_MAX)
+                    logger.warning("spool cannot drain yet; retrying", extra={"error": exc.code})
+            except Exception:
+                # Anything else (a read or commit error, a bug) must not end the drainer:
+                # the spool would then fill up behind it unnoticed. Log it and try again.
+                logger.exception("spool drain failed; retrying")
+            else:
+                if failing:
+                    logger.info("spool draining again", extra={"records": sent})
+                failing = False
+                delay = _BACKOFF_MIN
                 continue
-            if failing:
-                logger.info("spool draining again", extra={"records": sent})
-            failing = False
-            delay = _BACKOFF_MIN
+            failing = True
+            await self._pause(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
 
     async def _drain_once(self) -> int:
         batch = await asyncio.to_thread(self._log.head, self._drain_records, _DRAIN_BYTES)

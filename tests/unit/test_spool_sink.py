@@ -218,3 +218,27 @@ def test_a_slow_kafka_leaves_time_to_spool_within_the_deadline(tmp_path: Path) -
         await sink.stop(0.1)
 
     run(scenario)
+
+
+def test_the_drainer_outlives_an_unexpected_error(tmp_path: Path) -> None:
+    class Flaky(FakeSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = 0
+
+        async def publish(self, records: Sequence[Record], timeout: float) -> None:
+            self.calls += 1
+            if self.calls <= 2:  # the direct attempt, then the drainer's first try
+                raise (DOWN if self.calls == 1 else RuntimeError("a bug"))
+            await super().publish(records, timeout)
+
+    async def scenario() -> None:
+        kafka = Flaky()
+        sink, _ = make_sink(tmp_path, kafka)
+        await sink.start()
+        await sink.publish(delivery(0), timeout=1.0)
+        await eventually(lambda: sink.pending_records == 0)
+        assert published_keys(kafka) == [b"D0-E0"]
+        await sink.stop(1.0)
+
+    run(scenario)
