@@ -47,10 +47,24 @@ def relay(
     log: Path = tmp_path_factory.mktemp("wire") / "relay.log"
     process = RelayProcess(kafka_bootstrap, env, log_path=log)
     process.start()
+    wait_accepting(process.port)
     try:
         yield process
     finally:
         assert process.stop() == 0
+
+
+def wait_accepting(port: int, timeout: float = 10.0) -> None:
+    """/readyz turns 200 when the lifespan is done, a moment before uvicorn binds intake."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def head(content_length: int | None = None, extra: str = "") -> bytes:
