@@ -7,6 +7,7 @@ module-level state), so tests can build as many apps as they like side by side.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,10 +45,27 @@ class Runtime:
     spool: SpoolingSink | None = None
     started: bool = False
     draining: bool = False
+    # monotonic() time by which the whole drain must be over; set when a stop is requested.
+    drain_deadline: float | None = None
 
     @property
     def ready(self) -> bool:
         return self.started and not self.draining and self.sink.ready
+
+    def begin_drain(self) -> None:
+        """Turn /readyz to 503 and start the one clock the whole shutdown runs against."""
+        if self.drain_deadline is None:
+            self.drain_deadline = time.monotonic() + self.settings.server.shutdown_grace_seconds
+        self.draining = True
+
+    def drain_seconds_left(self) -> float:
+        """What remains of shutdown_grace_seconds, so the pod's grace period bounds it all.
+
+        At least a second, so a producer always gets a last chance to flush.
+        """
+        if self.drain_deadline is None:
+            return self.settings.server.shutdown_grace_seconds
+        return max(1.0, self.drain_deadline - time.monotonic())
 
 
 def build_auth(settings: Settings) -> IntakeAuth:
@@ -113,12 +131,13 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
             if poller is not None:
                 await poller.stop()
             # The server has stopped taking requests and finished in-flight ones by now;
-            # what remains is records still queued in the producer.
-            runtime.draining = True
+            # what remains is records still queued in the producer. Both get what is left
+            # of the one grace period, not a period each.
+            runtime.begin_drain()
             if runtime.spool is not None:
-                await runtime.spool.stop(settings.server.shutdown_grace_seconds / 2)
+                await runtime.spool.stop(runtime.drain_seconds_left() / 2)
             if runtime.publisher is not None:
-                await runtime.publisher.stop(settings.server.shutdown_grace_seconds)
+                await runtime.publisher.stop(runtime.drain_seconds_left())
             logger.info("relay intake stopped")
 
     routes = [Route(settings.intake.path, endpoint.handle, methods=["POST"])]

@@ -76,7 +76,11 @@ class Servers:
         self.app = app_factory(settings)
         self.runtime: Runtime = self.app.state.runtime
         self.intake = uvicorn.Server(server_config(self.app, settings))
-        self.sockets = list(sockets) if sockets is not None else None
+        # Bind before the lifespan runs: once /readyz says ready the intake port must
+        # already take connections (uvicorn alone binds only after start-up completes).
+        self.sockets = (
+            list(sockets) if sockets is not None else [self.intake.config.bind_socket()]
+        )
         self.signals = signals
         self.admin: uvicorn.Server | None = None
         if admin and settings.server.admin_port:
@@ -90,7 +94,7 @@ class Servers:
             self.intake.force_exit = True
             return
         logger.info("stopping: draining in-flight deliveries")
-        self.runtime.draining = True
+        self.runtime.begin_drain()
         self.intake.should_exit = True
 
     async def run(self) -> None:

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import time
+
+from relay.app import Runtime, create_app
+from relay.settings import Settings
+from tests.fakes import FakeSink
+
+
+def runtime(grace: float) -> Runtime:
+    settings = Settings.from_mapping(
+        {"auth": {"basic_credentials": ["a:b"]}, "server": {"shutdown_grace_seconds": grace}}
+    )
+    built: Runtime = create_app(settings, sink=FakeSink()).state.runtime
+    return built
+
+
+def test_the_whole_drain_shares_one_grace_period() -> None:
+    rt = runtime(grace=3.0)
+    assert rt.drain_seconds_left() == 3.0  # no stop requested yet
+    rt.begin_drain()
+    assert rt.draining
+    first = rt.drain_seconds_left()
+    assert 2.5 < first <= 3.0
+    time.sleep(0.3)
+    # A second begin_drain (the lifespan after the signal handler) keeps the first clock.
+    rt.begin_drain()
+    assert rt.drain_seconds_left() <= first - 0.25
+
+
+def test_a_spent_grace_period_still_leaves_a_last_flush() -> None:
+    rt = runtime(grace=0.1)
+    rt.begin_drain()
+    time.sleep(0.2)
+    assert rt.drain_seconds_left() == 1.0
