@@ -73,7 +73,7 @@ def build_auth(settings: Settings) -> IntakeAuth:
     basic = None
     if auth.basic_enabled:
         if auth.basic_credentials_file and not file_mode_is_private(auth.basic_credentials_file):
-            logger.warning("basic credentials file is readable by other users; chmod 600 it")
+            logger.warning("basic credentials file is open to all users; chmod o-rwx it")
         basic = BasicCredentials(
             auth.basic_credentials, auth.basic_credentials_file, auth.reload_interval_seconds
         )

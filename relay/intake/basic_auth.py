@@ -147,5 +147,9 @@ class BasicCredentials:
 
 
 def file_mode_is_private(path: str) -> bool:
-    """True when group and others cannot read the file (warned about at start-up)."""
-    return not os.stat(path).st_mode & 0o077
+    """True when other users (outside the file's group) cannot read or write the file.
+
+    Group access is allowed: Kubernetes mounts secrets group-readable for the pod's
+    fsGroup, which is relay's own group.
+    """
+    return not os.stat(path).st_mode & 0o007
