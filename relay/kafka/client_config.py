@@ -30,6 +30,9 @@ def producer_config(kafka: KafkaSettings, intake: IntakeSettings) -> dict[str, A
         "queue.buffering.max.messages": max(intake.max_inflight_events * 2, 100_000),
         "statistics.interval.ms": 1000,
         "socket.keepalive.enable": True,
+        # librdkafka backs off up to 10 s between reconnects; while the broker is away
+        # every delivery is refused, so retry each second to be back within ~1 s of it.
+        "reconnect.backoff.max.ms": 1000,
     }
     config.update(kafka.librdkafka)
     for option, allowed in _REQUIRED.items():
