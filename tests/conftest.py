@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.broker_control import LocalBroker
+from tests.relay_process import free_port
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 # Not 9092, so tests never write into (or stop) a developer's `make run` broker.
@@ -88,3 +91,15 @@ def kafka_bootstrap() -> Iterator[str]:
 def topic_prefix() -> str:
     """A prefix no other test uses, so tests sharing the broker never see each other's records."""
     return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
+    """A broker of this test's own, on a free port, that it may stop, kill or pause."""
+    # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
+    broker = LocalBroker(free_port())
+    broker.start(fresh=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,20 +13,9 @@ import pytest
 
 from tests.broker_control import LocalBroker
 from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, free_port, topic_env
+from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-@pytest.fixture
-def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
-    # kafka_bootstrap first: the shared broker's Maven cache serves this one too.
-    broker = LocalBroker(free_port())
-    broker.start(fresh=True)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def delivery(n: int) -> bytes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
@@ -24,21 +23,11 @@ from relay.intake.signature import sign
 from relay.secrets import Secret
 from relay.settings import Settings
 from tests.broker_control import LocalBroker
-from tests.relay_process import RelayProcess, free_port, topic_env
+from tests.relay_process import RelayProcess, topic_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 USER = "ultracart"
-
-
-@pytest.fixture
-def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
-    broker = LocalBroker(free_port())
-    broker.start(fresh=True)
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def forms(secret: str) -> set[str]:
