@@ -1,7 +1,8 @@
 """UltraCart event -> Kafka record: topic, key, value and CloudEvents headers.
 
 Headers follow the CloudEvents Kafka protocol binding in binary content mode: the value is
-the event data (the UltraCart object as JSON) and the attributes travel as ``ce_*`` headers.
+the event data (the UltraCart object as JSON, the bytes UltraCart sent) and the attributes
+travel as ``ce_*`` headers.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
-
 from relay.catalog import metric_label
-from relay.errors import InvalidDelivery
+from relay.identity import FieldReader
 from relay.intake.parsing import Event
 from relay.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings
@@ -26,6 +25,7 @@ _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/json")
 # Per-name answers kept by a builder; names are sender-chosen, so the memo is bounded.
 _NAME_MEMO_SIZE = 4096
+_MERCHANT_FIELD = "merchant_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +54,30 @@ class RecordBuilder:
     ) -> None:
         self._router = router
         self._keys = keys
+        self._fields = FieldReader()
         self._source = ("ce_source", cloudevents.source.encode())
         self._type_prefix = cloudevents.type_prefix
         self._default_merchant = cloudevents.merchant_id
         # Everything about an event that depends only on its name, computed once per name.
-        self._by_name: dict[str, tuple[tuple[str, bytes], str, str]] = {}
+        self._by_name: dict[str, _Named] = {}
         # ce_time down to the second, reused by every delivery received in that second.
         self._second = -1
         self._second_text = b""
 
-    def _named(self, name: str) -> tuple[tuple[str, bytes], str, str]:
+    def _named(self, name: str) -> _Named:
         known = self._by_name.get(name)
         if known is None:
-            type_header = ("ce_type", (self._type_prefix + name).encode())
-            known = (type_header, self._router.topic_for(name), metric_label(name))
+            key_fields = self._keys.fields_for(name)
+            # One read of the object gets the key fields and the merchant id together.
+            wanted = tuple(dict.fromkeys((*key_fields, _MERCHANT_FIELD)))
+            known = _Named(
+                type_header=("ce_type", (self._type_prefix + name).encode()),
+                topic=self._router.topic_for(name),
+                label=metric_label(name),
+                wanted=wanted,
+                key_count=len(key_fields),
+                merchant_at=wanted.index(_MERCHANT_FIELD),
+            )
             if len(self._by_name) < _NAME_MEMO_SIZE:
                 self._by_name[name] = known
         return known
@@ -85,43 +95,44 @@ class RecordBuilder:
         time_header = ("ce_time", self._time(received))
         delivery_header = ("relay_delivery_id", delivery_id.encode())
         records = []
-        for index, event in enumerate(events):
-            value = _encode(index, event)
-            type_header, topic, label = self._named(event.name)
+        for event in events:
+            value = event.raw
+            named = self._named(event.name)
+            found = self._fields.read(named.wanted, value)
             headers: Headers = [
                 _SPECVERSION,
                 ("ce_id", event_id(event.name, value).encode()),
-                type_header,
+                named.type_header,
                 self._source,
                 time_header,
                 _CONTENT_TYPE,
                 delivery_header,
             ]
-            merchant = event.obj.get("merchant_id") or self._default_merchant
+            merchant = found[named.merchant_at] or self._default_merchant
             if isinstance(merchant, str) and merchant:
                 headers.append(("ultracart_merchant_id", merchant.encode()))
             records.append(
                 Record(
-                    topic=topic,
-                    key=self._keys.key_for(event.name, event.obj),
+                    topic=named.topic,
+                    key=self._keys.pick(found[: named.key_count]),
                     value=value,
                     headers=headers,
-                    label=label,
+                    label=named.label,
                 )
             )
         return records
 
 
-def _encode(index: int, event: Event) -> bytes:
-    try:
-        return orjson.dumps(event.obj)
-    except orjson.JSONEncodeError:
-        # orjson reads up to 1024 levels of nesting but writes at most 254: an object
-        # between the two parses fine and can only be refused here.
-        raise InvalidDelivery(
-            f"events[{index}] ({event.name}) is nested too deeply (at most 254 levels)",
-            code="too_deeply_nested",
-        ) from None
+@dataclass(frozen=True, slots=True)
+class _Named:
+    type_header: tuple[str, bytes]
+    topic: str
+    label: str
+    # Top-level members read from every object of this name: the key fields, then the
+    # merchant id unless it is one of them.
+    wanted: tuple[str, ...]
+    key_count: int
+    merchant_at: int
 
 
 def _rfc3339(moment: datetime) -> bytes:

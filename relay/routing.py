@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -78,9 +78,10 @@ class KeyPicker:
         category = CATEGORY_BY_EVENT.get(event_name) or _guess_category(event_name)
         return DEFAULT_KEY_FIELDS.get(category, ()) if category else ()
 
-    def key_for(self, event_name: str, obj: Mapping[str, Any]) -> bytes | None:
-        for name in self.fields_for(event_name):
-            value = obj.get(name)
+    @staticmethod
+    def pick(values: Sequence[Any]) -> bytes | None:
+        """The key from the values of ``fields_for``'s fields, in the same order."""
+        for value in values:
             if isinstance(value, str) and value:
                 return value.encode()
             if isinstance(value, int) and not isinstance(value, bool):

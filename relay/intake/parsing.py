@@ -5,6 +5,12 @@ With ``compress_events`` UltraCart gzips then base64-encodes the events; the exa
 envelope is undocumented, so ``"events"`` may also be a base64 string whose content is
 either the events array or the whole ``{"events": [...]}`` document.
 
+Each event's object is kept as the exact bytes UltraCart sent (``msgspec.Raw``): msgspec
+checks the whole document's JSON syntax while it skips over the objects, so relay never
+builds Python objects for the event data nor writes them out again. That is what makes
+large expanded orders cheap, and it keeps values byte-for-byte: re-encoding would turn
+``49.950`` into ``49.95`` and a 30-digit integer into a float.
+
 Nothing is published unless the whole delivery parses: a delivery is all or nothing.
 """
 
@@ -14,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 
 from relay.errors import InvalidDelivery, MalformedDelivery
 from relay.intake.decoding import b64decode_strict, gunzip_bounded
@@ -22,11 +28,29 @@ from relay.intake.decoding import b64decode_strict, gunzip_bounded
 # Event names become metric labels and parts of topic names: keep them to a safe alphabet.
 _EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 
+_Events = list[dict[str, msgspec.Raw]]
+
+
+class _Envelope(msgspec.Struct):
+    # Other top-level members are ignored, as they would be by any JSON consumer.
+    events: _Events | str
+
+
+class _InnerEnvelope(msgspec.Struct):
+    events: _Events
+
+
+# Decoders are immutable and thread-safe; building one per call would cost more than parsing.
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_INFLATED = msgspec.json.Decoder(_Events | _InnerEnvelope)
+_ANY = msgspec.json.Decoder()
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
     name: str
-    obj: dict[str, Any]
+    # The event's JSON object exactly as received, whitespace inside it included.
+    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +60,11 @@ class ParsedDelivery:
 
 
 def parse_delivery(body: bytes, *, max_events: int, max_inflated_bytes: int) -> ParsedDelivery:
-    document = _load_json(body, what="request body")
-    if not isinstance(document, dict):
-        raise InvalidDelivery(
-            'the body must be a JSON object of the form {"events": [...]}', code="not_an_object"
-        )
-    if "events" not in document:
-        raise InvalidDelivery('the body has no "events" member', code="missing_events")
-    events = document["events"]
-    compressed = False
+    envelope = _decode(_ENVELOPE, body, what="request body")
+    events = envelope.events
+    compressed = isinstance(events, str)
     if isinstance(events, str):
-        compressed = True
         events = _inflate_events(events, max_inflated_bytes)
-    if not isinstance(events, list):
-        raise InvalidDelivery(
-            '"events" must be an array (or a compressed string)', code="bad_events"
-        )
     if len(events) > max_events:
         raise InvalidDelivery(
             f"the delivery holds {len(events)} events; at most {max_events} are accepted",
@@ -63,18 +76,14 @@ def parse_delivery(body: bytes, *, max_events: int, max_inflated_bytes: int) -> 
     )
 
 
-def _inflate_events(text: str, limit: int) -> list[Any]:
+def _inflate_events(text: str, limit: int) -> _Events:
     raw = gunzip_bounded(b64decode_strict(text, what='"events"'), limit, what='"events"')
-    inner = _load_json(raw, what='decompressed "events"')
-    if isinstance(inner, dict) and "events" in inner:
-        inner = inner["events"]
-    if not isinstance(inner, list):
-        raise InvalidDelivery('decompressed "events" must be a JSON array', code="bad_events")
-    return inner
+    inner = _decode(_INFLATED, raw, what='decompressed "events"')
+    return inner.events if isinstance(inner, _InnerEnvelope) else inner
 
 
-def _event(index: int, item: Any) -> Event:
-    if not isinstance(item, dict) or len(item) != 1:
+def _event(index: int, item: dict[str, msgspec.Raw]) -> Event:
+    if len(item) != 1:
         raise InvalidDelivery(
             f"events[{index}] must be an object with exactly one key, the event name",
             code="bad_event",
@@ -86,14 +95,70 @@ def _event(index: int, item: Any) -> Event:
             "at most 100 characters)",
             code="bad_event_name",
         )
-    if not isinstance(obj, dict):
+    raw = bytes(obj)
+    # Raw spans exactly the value, without surrounding whitespace.
+    if not raw.startswith(b"{"):
         raise InvalidDelivery(f"events[{index}] ({name}) must hold a JSON object", code="bad_event")
-    return Event(name=name, obj=obj)
+    return Event(name=name, raw=raw)
 
 
-def _load_json(data: bytes, *, what: str) -> Any:
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, *, what: str) -> Any:
+    # msgspec validates UTF-8 only in the strings it decodes, not in the objects it skips;
+    # record values must be valid JSON text, so the bytes are checked here. ASCII (almost
+    # every delivery) is checked without decoding.
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedDelivery(f"{what} is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        # orjson's message names the position, which helps whoever reads the delivery log.
+        return _refusing_bad_json(decoder, data, what)
+    except msgspec.ValidationError as exc:
+        shape_error = str(exc)
+    # Valid JSON of the wrong shape (or JSON the typed decoder gave up on before its end):
+    # rare, so the document is decoded again in full and the precise reason worked out.
+    _explain_shape(_refusing_bad_json(_ANY, data, what), what=what)
+    raise InvalidDelivery(f"{what} is not a delivery: {shape_error}", code="bad_events")
+
+
+def _refusing_bad_json(decoder: msgspec.json.Decoder[Any], data: bytes, what: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError as exc:
         raise MalformedDelivery(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec stops at Python's recursion limit (about 1,000 levels less the call depth).
+        raise InvalidDelivery(f"{what} is nested too deeply", code="too_deeply_nested") from None
+
+
+def _explain_shape(document: Any, *, what: str) -> None:
+    """Raise the precise 422 for a document that is valid JSON but not a delivery."""
+    if what != "request body":
+        if isinstance(document, dict) and "events" in document:
+            document = document["events"]
+        if not isinstance(document, list):
+            raise InvalidDelivery(f"{what} must be a JSON array", code="bad_events")
+        _explain_events(document)
+    if not isinstance(document, dict):
+        raise InvalidDelivery(
+            'the body must be a JSON object of the form {"events": [...]}', code="not_an_object"
+        )
+    if "events" not in document:
+        raise InvalidDelivery('the body has no "events" member', code="missing_events")
+    events = document["events"]
+    if not isinstance(events, list | str):
+        raise InvalidDelivery(
+            '"events" must be an array (or a compressed string)', code="bad_events"
+        )
+    _explain_events(events)
+
+
+def _explain_events(events: Any) -> None:
+    for index, item in enumerate(events):
+        if not isinstance(item, dict) or len(item) != 1:
+            raise InvalidDelivery(
+                f"events[{index}] must be an object with exactly one key, the event name",
+                code="bad_event",
+            )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,10 @@ def delivery_target(data: bytes) -> None:
     assert len(records) == len(parsed.events)
     for event in parsed.events:
         assert SAFE_NAME.fullmatch(event.name)
-        assert isinstance(event.obj, dict)
+        # A record value must be a JSON object any consumer can read: strict UTF-8, and
+        # JSON that Python's own parser (which shares no code with msgspec) accepts.
+        assert isinstance(json.loads(event.raw.decode("utf-8")), dict)
+    assert [r.value for r in records] == [e.raw for e in parsed.events]
 
 
 def gzip_target(data: bytes) -> None:
