@@ -10,6 +10,9 @@ Either lets one client hold memory or connections for as long as it likes.
 - no complete head within ``head_timeout`` of the connection opening (or of the first byte
   of a later request on a kept-alive connection): ``408`` and close, or just close if
   nothing was sent at all.
+Each refusal (not the silent close) is logged and passed to ``on_refused`` with its reason,
+one of ``REFUSALS``, which relay.server turns into ``relay_http_refused_total{reason}``: these
+answers never reach the app, so the app's own counters cannot see them.
 The body has its own limits in relay.intake.body (size: 413, time: 408); a response sent
 before the whole body arrived (those, and 401) closes the connection, where uvicorn would
 otherwise keep reading and discarding the rest for as long as the client sends it.
@@ -23,11 +26,17 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 logger = logging.getLogger(__name__)
+
+# Why the guard refused a request head; the same codes as the "error" of its answers.
+HEADERS_TOO_LARGE = "headers_too_large"
+HEADER_TIMEOUT = "header_timeout"
+REFUSALS = (HEADERS_TOO_LARGE, HEADER_TIMEOUT)
 
 
 def _response(status: int, reason: str, code: str, message: str) -> bytes:
@@ -41,8 +50,16 @@ def _response(status: int, reason: str, code: str, message: str) -> bytes:
     return head.encode("ascii") + body
 
 
-def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyncio.Protocol] | str:
-    """The protocol class for ``uvicorn.Config(http=...)``."""
+def guarded_http_protocol(
+    max_head_bytes: int,
+    head_timeout: float,
+    on_refused: Callable[[str], None] | None = None,
+) -> type[asyncio.Protocol] | str:
+    """The protocol class for ``uvicorn.Config(http=...)``.
+
+    ``on_refused`` is called with the reason (one of ``REFUSALS``) of every 431 and 408 the
+    guard answers itself.
+    """
     if importlib.util.find_spec("httptools") is None:
         return "h11"
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -50,13 +67,13 @@ def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyn
     too_large = _response(
         431,
         "Request Header Fields Too Large",
-        "headers_too_large",
+        HEADERS_TOO_LARGE,
         f"the request line and headers exceed the {max_head_bytes} byte limit",
     )
     too_slow = _response(
         408,
         "Request Timeout",
-        "header_timeout",
+        HEADER_TIMEOUT,
         f"the request headers were not received within {head_timeout:g} s",
     )
 
@@ -90,7 +107,7 @@ def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyn
             if self.transport.is_closing():
                 return
             if self._awaiting_head:
-                self._refuse(too_large, "request head too large")
+                self._refuse(too_large, HEADERS_TOO_LARGE, "request head too large")
                 return
             self.data_received(data[room:])
 
@@ -130,16 +147,18 @@ def guarded_http_protocol(max_head_bytes: int, head_timeout: float) -> type[asyn
             if not self._awaiting_head or self.transport.is_closing():
                 return
             if self._head_bytes:
-                self._refuse(too_slow, "request head not received in time")
+                self._refuse(too_slow, HEADER_TIMEOUT, "request head not received in time")
             else:
                 self.transport.close()  # connected and said nothing: nobody to answer
 
-        def _refuse(self, response: bytes, reason: str) -> None:
+        def _refuse(self, response: bytes, code: str, reason: str) -> None:
             self._disarm()
             self._awaiting_head = False
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "unknown"
             logger.warning("connection refused: %s", reason, extra={"client": client})
             self.transport.write(response)
             self.transport.close()
+            if on_refused is not None:
+                on_refused(code)
 
     return GuardedHttpToolsProtocol

@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from relay import __version__
+from relay.http_guard import REFUSALS
 
 # Acknowledgement latency spans sub-millisecond (warm producer, loopback) to the deadline.
 _LATENCY_BUCKETS = (
@@ -73,6 +74,16 @@ class RelayMetrics:
             ["reason"],
             registry=r,
         )
+        self.http_refused = Counter(
+            "relay_http_refused",
+            "Requests refused on the intake port before reaching relay's app, by reason "
+            "(headers_too_large: 431, header_timeout: 408).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in REFUSALS:
+            # Every series from the start, so rate() and alerts see the first refusal.
+            self.http_refused.labels(reason=reason)
         self.dead_letters = Counter(
             "relay_dead_letters",
             "Authenticated but unusable deliveries written to the dead-letter topic, by reason.",

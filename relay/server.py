@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 
 from relay.app import Runtime, create_admin_app, create_app
 from relay.http_guard import guarded_http_protocol
+from relay.metrics import RelayMetrics
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -34,8 +35,26 @@ logger = logging.getLogger(__name__)
 AppFactory = Callable[[Settings], Starlette]
 
 
-def server_config(app: Starlette, settings: Settings, *, admin: bool = False) -> uvicorn.Config:
+def server_config(
+    app: Starlette,
+    settings: Settings,
+    *,
+    admin: bool = False,
+    metrics: RelayMetrics | None = None,
+) -> uvicorn.Config:
+    """uvicorn's configuration for the intake server, or with ``admin`` the admin server.
+
+    ``metrics``: where the requests the head guard refuses before they reach ``app`` are
+    counted (``relay_http_refused_total``); the intake server passes its app's metrics.
+    """
     server = settings.server
+    on_refused = None
+    if metrics is not None:
+        refused = metrics.http_refused
+
+        def on_refused(reason: str) -> None:
+            refused.labels(reason=reason).inc()
+
     return uvicorn.Config(
         app,
         host=server.admin_host if admin else server.host,
@@ -44,7 +63,9 @@ def server_config(app: Starlette, settings: Settings, *, admin: bool = False) ->
         # otherwise, so relay still runs where the C extensions cannot be built. httptools
         # comes with relay's limits on the request head (size and time; see http_guard).
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http=guarded_http_protocol(server.max_header_bytes, server.header_timeout_seconds),
+        http=guarded_http_protocol(
+            server.max_header_bytes, server.header_timeout_seconds, on_refused
+        ),
         h11_max_incomplete_event_size=server.max_header_bytes,
         lifespan="off" if admin else "on",
         access_log=server.access_log and not admin,
@@ -75,12 +96,12 @@ class Servers:
         self.settings = settings
         self.app = app_factory(settings)
         self.runtime: Runtime = self.app.state.runtime
-        self.intake = uvicorn.Server(server_config(self.app, settings))
+        self.intake = uvicorn.Server(
+            server_config(self.app, settings, metrics=self.runtime.metrics)
+        )
         # Bind before the lifespan runs: once /readyz says ready the intake port must
         # already take connections (uvicorn alone binds only after start-up completes).
-        self.sockets = (
-            list(sockets) if sockets is not None else [self.intake.config.bind_socket()]
-        )
+        self.sockets = list(sockets) if sockets is not None else [self.intake.config.bind_socket()]
         self.signals = signals
         self.admin: uvicorn.Server | None = None
         if admin and settings.server.admin_port:
