@@ -2,7 +2,9 @@
 
 Slow bodies, slow or endless headers, idle connections, absurd Content-Length: each gets a
 clear 4xx (or a closed connection if the client said nothing), within the configured time,
-nothing but the dead-letter topic ever receives a record, and relay keeps serving.
+nothing but the dead-letter topic ever receives a record, and relay keeps serving. The 431
+and 408 the head guard answers before the app sees the request are each counted once in
+``relay_http_refused_total``, read from the admin port's real scrape.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import httpx2
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kafka_support import consume_all
 from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
@@ -108,6 +111,21 @@ class Wire:
         return b"".join(chunks), time.monotonic() - self.opened
 
 
+def refused(relay: RelayProcess) -> dict[str, float]:
+    """``relay_http_refused_total`` by reason, as relay's admin port serves it."""
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(relay.metrics())
+        for sample in family.samples
+        if sample.name == "relay_http_refused_total"
+    }
+
+
+def one_more(before: dict[str, float], reason: str) -> dict[str, float]:
+    assert set(before) == {"headers_too_large", "header_timeout"}  # every series from the start
+    return {**before, reason: before[reason] + 1}
+
+
 def status_and_error(raw: bytes) -> tuple[int, str]:
     status_line, _, rest = raw.partition(b"\r\n")
     body = rest.partition(b"\r\n\r\n")[2]
@@ -124,18 +142,23 @@ def test_a_trickled_body_gets_408_at_the_body_timeout(relay: RelayProcess) -> No
 
 
 def test_trickled_headers_get_408_at_the_header_timeout(relay: RelayProcess) -> None:
+    before = refused(relay)
     wire = Wire(relay)
     wire.send(b"POST /webhooks/ultracart HTTP/1.1\r\n")
     wire.trickle(b"X-Slow: " + b"a" * 40, every=0.2)
     raw, seconds = wire.answer()
     assert status_and_error(raw) == (408, "header_timeout")
     assert HEADER_TIMEOUT <= seconds < HEADER_TIMEOUT + 3
+    assert refused(relay) == one_more(before, "header_timeout")
 
 
 def test_a_silent_connection_is_closed_at_the_header_timeout(relay: RelayProcess) -> None:
+    before = refused(relay)
     raw, seconds = Wire(relay).answer()
     assert raw == b""
     assert HEADER_TIMEOUT <= seconds < HEADER_TIMEOUT + 3
+    # Nothing was answered, so nothing was refused: probes that only connect are no alert.
+    assert refused(relay) == before
 
 
 @pytest.mark.parametrize(
@@ -146,13 +169,13 @@ def test_a_silent_connection_is_closed_at_the_header_timeout(relay: RelayProcess
     ],
     ids=["one-huge-header", "many-headers"],
 )
-def test_an_oversized_head_gets_431_without_being_buffered(
-    relay: RelayProcess, extra: str
-) -> None:
+def test_an_oversized_head_gets_431_without_being_buffered(relay: RelayProcess, extra: str) -> None:
+    before = refused(relay)
     wire = Wire(relay)
     wire.send(head(content_length=2, extra=extra) + b"{}")
     raw, _ = wire.answer()
     assert status_and_error(raw) == (431, "headers_too_large")
+    assert refused(relay) == one_more(before, "headers_too_large")
 
 
 def test_an_endless_header_is_cut_off_without_being_buffered(relay: RelayProcess) -> None:
@@ -160,7 +183,7 @@ def test_an_endless_header_is_cut_off_without_being_buffered(relay: RelayProcess
 
     Before the limit existed, relay held a 200 MB header in memory (RSS 44 -> 316 MB).
     """
-    before = rss_bytes(relay)
+    before, counted = rss_bytes(relay), refused(relay)
     wire = Wire(relay)
     wire.send(b"POST /webhooks/ultracart HTTP/1.1\r\nX-Endless: ")
     sent = 0
@@ -171,6 +194,7 @@ def test_an_endless_header_is_cut_off_without_being_buffered(relay: RelayProcess
     if raw:
         assert status_and_error(raw) == (431, "headers_too_large")
     assert rss_bytes(relay) - before < 16 * 1024 * 1024
+    assert refused(relay) == one_more(counted, "headers_too_large")  # even if the 431 was lost
 
 
 def rss_bytes(relay: RelayProcess) -> int:
