@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -120,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"bench {time.monotonic() - started:6.1f}s  {message}", file=sys.stderr, flush=True)
 
+    # A terminated run must still stop the broker and servers it started: SIGTERM unwinds
+    # through the same ``finally`` blocks as Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     run = Run(options, progress)
     try:
         outcome = run.execute()
@@ -159,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         run.cleanup()
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

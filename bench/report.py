@@ -5,6 +5,10 @@ targets are the issue's: relay at >= 0.8x the bare-Starlette ceiling with 1 even
 delivery, >= 0.7x the raw-producer ceiling in events/s with 100, p99 at half of relay's
 maximum within 5 ms of the producer's own acknowledgement p99, RSS under 150 MB per worker
 and flat over a long run. They are reported, never asserted.
+
+Besides the two ceilings the report shows the bridge floor (``bench/bridge_app.py``): the
+same HTTP stack and producer doing only what the acknowledgement contract requires. relay
+as a fraction of it is the cost of relay's own work, apart from what the stack costs.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def _us_per(section: dict[str, Any], party: str) -> float | None:
 
 def analyse(scenario: dict[str, Any]) -> dict[str, Any]:
     relay, bare, producer = scenario["relay"], scenario["bare"], scenario["producer"]
+    # Reports written before the bridge floor existed have no "bridge" section.
+    bridge = scenario.get("bridge") or {"max_rate": 0}
     relay_p99, producer_p99 = _p99(relay), _p99(producer)
     delta = (
         round(relay_p99 - producer_p99, 2)
@@ -117,6 +123,10 @@ def analyse(scenario: dict[str, Any]) -> dict[str, Any]:
         "relay_deliveries_per_s": relay["max_rate"],
         "relay_events_per_s": relay["max_rate"] * scenario["events"],
         "bare_deliveries_per_s": bare["max_rate"],
+        "bridge_deliveries_per_s": bridge["max_rate"],
+        "relay_vs_bridge": _ratio(relay["max_rate"], bridge["max_rate"]),
+        "bridge_vs_bare": _ratio(bridge["max_rate"], bare["max_rate"]),
+        "bridge_p99_half_ms": _p99(bridge),
         "producer_events_per_s": producer["max_rate"] * scenario["events"],
         "relay_vs_bare": _ratio(relay["max_rate"], bare["max_rate"]),
         "relay_vs_producer": _ratio(relay["max_rate"], producer["max_rate"]),
@@ -127,6 +137,7 @@ def analyse(scenario: dict[str, Any]) -> dict[str, Any]:
         # CPU per delivery compares runs even when other load on the machine moved the maxima.
         "relay_cpu_us_per_delivery": _us_per(relay, "server"),
         "bare_cpu_us_per_delivery": _us_per(bare, "server"),
+        "bridge_cpu_us_per_delivery": _us_per(bridge, "server"),
         "broker_cpu_us_per_delivery": _us_per(relay, "broker"),
         "generator_cpu_us_per_request": _us_per(bare, "generator"),
         "background_cores_at_relay_max": _cores(relay, "other"),
@@ -243,6 +254,27 @@ def markdown(report: dict[str, Any]) -> str:
             "(at the bare app's max rate). Other load: cores busy with processes outside the "
             "benchmark during relay's max step.",
         ]
+    lines += [
+        "",
+        "Bridge floor: the same server and producer doing only what relay's contract needs "
+        "(read the body, produce prebuilt records, answer 200 after every acknowledgement).",
+        "",
+        "| scenario | bare deliv/s | bridge floor deliv/s | relay deliv/s | floor/bare "
+        "| relay/floor | p99 at relay's half max, floor / relay (ms) "
+        "| CPU µs/delivery bare / floor / relay |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for scenario in report["scenarios"]:
+        a = scenario["analysis"]
+        lines.append(
+            f"| {scenario['events']} x {scenario['shape']} "
+            f"| {_fmt(a['bare_deliveries_per_s'])} | {_fmt(a.get('bridge_deliveries_per_s'))} "
+            f"| {_fmt(a['relay_deliveries_per_s'])} | {_fmt(a.get('bridge_vs_bare'), 2)} "
+            f"| {_fmt(a.get('relay_vs_bridge'), 2)} "
+            f"| {_fmt(a.get('bridge_p99_half_ms'), 1)} / {_fmt(a['relay_p99_half_ms'], 1)} "
+            f"| {_fmt(a['bare_cpu_us_per_delivery'])} / {_fmt(a.get('bridge_cpu_us_per_delivery'))}"
+            f" / {_fmt(a['relay_cpu_us_per_delivery'])} |"
+        )
     lines += ["", "| target | value | goal | met |", "|---|--:|---|---|"]
     for row in report["targets"]:
         met = "yes" if row["met"] else "no"

@@ -1,4 +1,5 @@
-"""One benchmark run: broker, then per scenario the bare app, relay and the raw producers.
+"""One benchmark run: broker, then per scenario the bare app, relay, the bridge floor and the
+raw producers.
 
 Everything listens on 127.0.0.1 and every process started here is stopped again in a
 ``finally``, whatever happens: servers and generators by process group, the broker by its
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios as sc
+from bench.bridge_app import BODIES_FILE_ENV
 from bench.broker import LocalBroker, create_topics
 from bench.child import LineChild
 from bench.monitor import RssSeries, TreeMonitor
@@ -143,6 +145,12 @@ class Run:
         relay = self._http(
             "relay", scenario, bodies_file, relay_start, ceiling=None, half_rate=True
         )
+        self.progress(f"[{scenario.name}] bridge floor")
+        # Its latency is compared with relay's at relay's half-max rate, like the producer's.
+        bridge = self._http(
+            "bridge", scenario, bodies_file, relay_start, ceiling=None,
+            half_rate=True, half_rate_at=relay["max_rate"] / 2,
+        )  # fmt: skip
         self.progress(f"[{scenario.name}] raw producer ceiling")
         producer = self._producer(scenario, bodies_file, start, relay["max_rate"])
         return {
@@ -153,6 +161,7 @@ class Run:
             "body_bytes": round(sum(len(b) for b in bodies) / len(bodies)),
             "bare": bare,
             "relay": relay,
+            "bridge": bridge,
             "producer": producer,
         }
 
@@ -182,11 +191,13 @@ class Run:
         start: float,
         ceiling: float | None,
         half_rate: bool = False,
+        half_rate_at: float | None = None,
     ) -> dict[str, Any]:
         assert self.spec is not None
         options = self.options
         logs = self.work / f"{scenario.name}-{kind}"
-        server = Server(kind, self.spec, logs.with_suffix(".server.log"))
+        extra_env = {BODIES_FILE_ENV: str(bodies_file)} if kind == "bridge" else None
+        server = Server(kind, self.spec, logs.with_suffix(".server.log"), extra_env)
         monitor: TreeMonitor | None = None
         loadgen: LineChild | None = None
         try:
@@ -198,8 +209,9 @@ class Run:
             found = search(target.step, start, options.criteria, options.timing, ceiling)
             result = _search_summary(found)
             last_step = found.steps[-1] if found.steps else None
-            if half_rate and found.max_rate:
-                half = target.step(found.max_rate / 2, duration=options.half_rate_seconds)
+            half_rate_at = half_rate_at or found.max_rate / 2
+            if half_rate and half_rate_at:
+                half = target.step(half_rate_at, duration=options.half_rate_seconds)
                 result["half_rate"] = _step_summary(half)
                 last_step = half
             if kind == "relay" and last_step is not None:

@@ -50,9 +50,16 @@ class ServerSpec:
 
 
 class Server(ChildProcess):
-    def __init__(self, kind: str, spec: ServerSpec, log_path: Path) -> None:
-        module = {"relay": ["relay", "serve"], "bare": ["bench.bare_server"]}[kind]
-        super().__init__([sys.executable, "-m", *module], spec.env(), log_path)
+    def __init__(
+        self, kind: str, spec: ServerSpec, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
+        module = {
+            "relay": ["relay", "serve"],
+            "bare": ["bench.bare_server"],
+            "bridge": ["bench.bridge_server"],
+        }[kind]
+        env = {**spec.env(), **(extra_env or {})}
+        super().__init__([sys.executable, "-m", *module], env, log_path)
         self.kind = kind
         self.spec = spec
 

@@ -59,12 +59,12 @@ def test_report_describes_the_machine_and_settings(smoke_report: dict[str, Any])
 @pytest.mark.parametrize("index", range(len(SMOKE_SCENARIOS)))
 def test_every_party_passed_a_step(smoke_report: dict[str, Any], index: int) -> None:
     scenario = smoke_report["scenarios"][index]
-    for party in ("bare", "relay", "producer"):
+    for party in ("bare", "relay", "bridge", "producer"):
         section = scenario[party]
         assert section["max_rate"] > 0, (party, section["steps"])
         assert section["at_max"]["verdict"] == "pass"
         _check_latency(section["at_max"]["latency"])
-    for party in ("relay", "producer"):
+    for party in ("relay", "bridge", "producer"):
         half = scenario[party]["half_rate"]
         assert half["offered_rate"] == scenario["relay"]["max_rate"] / 2
         _check_latency(half["latency"])
