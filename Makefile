@@ -23,7 +23,7 @@ help:
 	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
 	@echo 'make lint          ruff check and mypy only'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
-	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~25 min;'
+	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~40 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
 	@echo 'make faults        the fault-injection suite alone (~3 min; report in build/fault-report)'

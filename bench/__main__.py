@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmark and write bench/results/report.{json,md}.
 
-python -m bench                  every scenario, full search (~20 min on 2 cores)
+python -m bench                  every scenario, full search (~40 min on 2 cores)
 python -m bench --smoke          two scenarios, a few one-second steps (well under 2 min)
 python -m bench --soak 600       also run relay for 10 min at half its max, RSS each second
 """
