@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from relay.catalog import metric_label
 from relay.identity import FieldReader
@@ -28,8 +29,10 @@ _NAME_MEMO_SIZE = 4096
 _MERCHANT_FIELD = "merchant_id"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is built per event, and a frozen
+    # dataclass's __init__ (an object.__setattr__ per field) took 9% of the GIL-holding
+    # samples in a profile of 100-event deliveries.
     topic: str
     key: bytes | None
     value: bytes

@@ -190,14 +190,17 @@ class KafkaPublisher:
         self._metrics.inflight_events.set(self._inflight_events)
         started = time.perf_counter()
         sent = 0
+        # Looked up once: a delivery may hold thousands of records.
+        produce = producer.produce
+        on_delivery = batch.on_delivery
         try:
             for record in records:
-                producer.produce(
+                produce(
                     record.topic,
                     record.value,
                     record.key,
                     headers=record.headers,
-                    on_delivery=batch.on_delivery,
+                    on_delivery=on_delivery,
                 )
                 sent += 1
         except BufferError:
