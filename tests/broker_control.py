@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from tests.relay_process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
@@ -66,3 +70,14 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@contextmanager
+def broker_of_its_own() -> Iterator[LocalBroker]:
+    """A fresh broker on a free port, stopped afterwards: for tests that stop, kill or pause it."""
+    broker = LocalBroker(free_port())
+    broker.start(fresh=True)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.broker_control import LocalBroker
-from tests.relay_process import free_port
+from tests.broker_control import LocalBroker, broker_of_its_own
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
@@ -97,9 +96,5 @@ def topic_prefix() -> str:
 def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
     """A broker of this test's own, on a free port, that it may stop, kill or pause."""
     # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
-    broker = LocalBroker(free_port())
-    broker.start(fresh=True)
-    try:
+    with broker_of_its_own() as broker:
         yield broker
-    finally:
-        broker.stop()

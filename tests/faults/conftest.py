@@ -6,10 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.broker_control import LocalBroker
+from tests.broker_control import LocalBroker, broker_of_its_own
 from tests.faults.ledger import FaultReport
 from tests.faults.report import markdown, report_dir, write
-from tests.relay_process import free_port
 
 # A key, not state: the rows live in this session's config.stash.
 _ROWS = pytest.StashKey[list[FaultReport]]()
@@ -19,12 +18,8 @@ _ROWS = pytest.StashKey[list[FaultReport]]()
 def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
     """A broker of this module's own, on a free port, that scenarios kill and pause."""
     # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
-    broker = LocalBroker(free_port())
-    broker.start(fresh=True)
-    try:
+    with broker_of_its_own() as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture
