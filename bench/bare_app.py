@@ -7,7 +7,7 @@ own work costs: authentication, parsing, records, Kafka.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -23,27 +23,38 @@ _OK = b'{"status":"ok"}'
 
 
 class _NoSink:
-    """Accepts nothing and is always ready; the bare app never publishes."""
+    """Always ready, never used: the reference apps do not publish through relay's sink."""
 
     ready = True
 
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
-        raise NotImplementedError("the bare app does not publish")
+        raise NotImplementedError("the reference apps do not publish through relay's sink")
 
 
-def create_bare_app(settings: Settings) -> Starlette:
-    # A relay Runtime, so relay's servers (probes, drain, workers) run it unchanged.
+Handler = Callable[[Request], Awaitable[Response]]
+Hook = Callable[[], None]
+
+
+def reference_app(
+    settings: Settings,
+    handle: Handler,
+    *,
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+) -> Starlette:
+    """``handle`` on relay's intake path, on a relay Runtime so that relay's servers (probes,
+    drain, workers) run it unchanged. Shared by the bare app and the bridge floor."""
     runtime = build_runtime(settings, _NoSink())
-
-    async def handle(request: Request) -> Response:
-        await request.body()
-        return Response(_OK, media_type="application/json")
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if on_start is not None:
+            on_start()
         runtime.started = True
         yield
         runtime.draining = True
+        if on_stop is not None:
+            on_stop()
 
     routes = [Route(settings.intake.path, handle, methods=["POST"])]
     if settings.server.admin_port == 0:
@@ -51,3 +62,11 @@ def create_bare_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime
     return app
+
+
+def create_bare_app(settings: Settings) -> Starlette:
+    async def handle(request: Request) -> Response:
+        await request.body()
+        return Response(_OK, media_type="application/json")
+
+    return reference_app(settings, handle)

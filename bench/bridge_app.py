@@ -16,33 +16,21 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from bench.bare_app import reference_app
 from bench.producer import build_deliveries
-from relay.app import admin_routes, build_runtime
 from relay.kafka.client_config import producer_config
 from relay.records import Record
 from relay.settings import Settings
 
 BODIES_FILE_ENV = "BENCH_BODIES_FILE"
 _OK = b'{"status":"ok"}'
-
-
-class _AlwaysReady:
-    """Lets relay's probes and drain logic run the floor app unchanged; never publishes."""
-
-    ready = True
-
-    async def publish(self, records: Sequence[Record], timeout: float) -> None:
-        raise NotImplementedError("the floor app publishes through its own producer")
 
 
 class _MinimalBridge:
@@ -101,7 +89,6 @@ def create_bridge_app(settings: Settings) -> Starlette:
     bodies = [body for body in bodies if body]
     by_body = dict(zip(bodies, build_deliveries(settings, bodies), strict=True))
     bridge = _MinimalBridge(settings)
-    runtime = build_runtime(settings, _AlwaysReady())
 
     async def handle(request: Request) -> Response:
         records = by_body.get(await request.body())
@@ -111,17 +98,4 @@ def create_bridge_app(settings: Settings) -> Starlette:
             return Response(b'{"error":"kafka failed"}', status_code=503)
         return Response(_OK, media_type="application/json")
 
-    @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        bridge.start()
-        runtime.started = True
-        yield
-        runtime.draining = True
-        bridge.stop()
-
-    routes = [Route(settings.intake.path, handle, methods=["POST"])]
-    if settings.server.admin_port == 0:
-        routes.extend(admin_routes(runtime))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.runtime = runtime
-    return app
+    return reference_app(settings, handle, on_start=bridge.start, on_stop=bridge.stop)

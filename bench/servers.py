@@ -56,7 +56,7 @@ class Server(ChildProcess):
         module = {
             "relay": ["relay", "serve"],
             "bare": ["bench.bare_server"],
-            "bridge": ["bench.bridge_server"],
+            "bridge": ["bench.bare_server", "bridge"],
         }[kind]
         env = {**spec.env(), **(extra_env or {})}
         super().__init__([sys.executable, "-m", *module], env, log_path)
