@@ -141,6 +141,7 @@ def _explain_shape(document: Any, *, what: str) -> None:
         if not isinstance(document, list):
             raise InvalidDelivery(f"{what} must be a JSON array", code="bad_events")
         _explain_events(document)
+        return
     if not isinstance(document, dict):
         raise InvalidDelivery(
             'the body must be a JSON object of the form {"events": [...]}', code="not_an_object"
