@@ -1,5 +1,6 @@
-# Developer entry points. A fresh clone needs Python 3.11, a JDK 17+ and Maven; then:
-#   make test    lint, type-check and run the tests (starts a throwaway Kafka on 19092)
+# Developer entry points. A fresh clone needs Python 3.11, a JDK 17+, Maven and Go; then:
+#   make test    install what the tests need, lint, type-check and run the tests (starts a
+#                throwaway Kafka on 19092 unless RELAY_TEST_KAFKA names one)
 #   make run     run relay against a local Kafka on 9092 (or $RELAY_KAFKA__BOOTSTRAP_SERVERS)
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,7 +16,7 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs
+.PHONY: help install tools lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
@@ -23,6 +24,8 @@ help:
 	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
 	@echo 'make lint          ruff check and mypy only'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
+	@echo 'make tools         build or fetch what the deploy tests run (helm, promql-check,'
+	@echo '                   schemas) into .cache/tools; make test does this itself'
 	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~40 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
@@ -42,11 +45,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $@
 
+# Cached: a second run checks versions and returns in about a second; cold it builds helm
+# and promql-check from the Go module proxy (4 to 6 minutes on 2 cores).
+tools:
+	deploy/tools/install
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# Everything the tests need is installed here, so a fresh clone needs nothing else.
+test: lint tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # exec, so Ctrl-C and SIGTERM reach relay itself. The broker is left running for the next

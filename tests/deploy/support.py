@@ -22,7 +22,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "deploy" / "helm" / "relay"
 TOOLS_DIR = Path(os.environ.get("RELAY_TOOLS_DIR", REPO_ROOT / ".cache" / "tools"))
-INSTALL_HINT = "run deploy/tools/install (helm, promql-check and schemas into .cache/tools)"
+INSTALL_HINT = "run make tools (helm, promql-check and schemas into .cache/tools)"
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest whose
 # schemas kubernetes-validate bundles; every manifest is checked against both.
