@@ -22,6 +22,7 @@ from relay.config_sources import (
 )
 from relay.control.status_poller import StatusPollSettings
 from relay.secrets import Secret
+from relay.tls import check_pair
 
 T = TypeVar("T")
 
@@ -46,6 +47,16 @@ class ServerSettings:
     max_header_bytes: int = 32 * 1024
     header_timeout_seconds: float = 10.0
     max_concurrent_connections: int = 1000
+    # HTTPS on the intake port when both are set (PEM; the certificate file may carry its
+    # chain after it). The admin port stays plain HTTP. See relay.tls.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # How often the two files are read for a renewed certificate, loaded without a restart.
+    tls_reload_interval_seconds: float = 60.0
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +310,11 @@ def _server(t: _Table) -> ServerSettings:
         max_concurrent_connections=t.get(
             "max_concurrent_connections", d.max_concurrent_connections, _integer
         ),
+        tls_cert_file=t.get("tls_cert_file", d.tls_cert_file, _text),
+        tls_key_file=t.get("tls_key_file", d.tls_key_file, _text),
+        tls_reload_interval_seconds=t.get(
+            "tls_reload_interval_seconds", d.tls_reload_interval_seconds, _number
+        ),
     )
 
 
@@ -446,7 +462,22 @@ def _validate(s: Settings) -> None:
         raise ConfigError("topics.template must contain '{event}'")
     if not s.kafka.bootstrap_servers:
         raise ConfigError("kafka.bootstrap_servers must not be empty")
+    _validate_tls(s.server)
     _validate_spool(s)
+
+
+def _validate_tls(server: ServerSettings) -> None:
+    if bool(server.tls_cert_file) != bool(server.tls_key_file):
+        missing = "server.tls_key_file" if server.tls_cert_file else "server.tls_cert_file"
+        raise ConfigError(
+            f"{missing} is not set: HTTPS needs both server.tls_cert_file and "
+            "server.tls_key_file (set neither for plain HTTP)"
+        )
+    if server.tls_reload_interval_seconds <= 0:
+        raise ConfigError("server.tls_reload_interval_seconds must be above 0")
+    if server.tls_enabled:
+        # Load the pair now, so check-config and serve refuse what could not be served.
+        check_pair(server.tls_cert_file, server.tls_key_file)
 
 
 def _validate_spool(s: Settings) -> None:
