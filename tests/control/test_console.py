@@ -56,7 +56,7 @@ def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
                 text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
             )
 
-        assert relay("plan").returncode == 2
+        assert relay("plan", "--detailed-exitcode").returncode == 2
         applied = relay("apply")
         assert applied.returncode == 0, applied.stderr
         assert "Created webhook" in applied.stdout

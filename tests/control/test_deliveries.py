@@ -85,6 +85,14 @@ def test_refused_deliveries_are_retried_then_logged_and_visible_in_status(
     assert "status          401 (FAILED)" in one.out
     assert "Authorization: ********" in one.out
     assert "not-the-password" not in one.out
+    as_json = run_cli("webhooks", "logs", "--failed", "--json", "--config", config)
+    summaries = json.loads(as_json.out)
+    assert request_id in [s["request_id"] for s in summaries]
+    assert not any(s["success"] for s in summaries)
+    delivery = json.loads(run_cli("webhooks", "log", request_id, "--json", "--config", config).out)
+    assert delivery["status_code"] == 401 and delivery["request_id"] == request_id
+    assert {"name": "Authorization", "value": "********"} in delivery["request_headers"]
+    assert "not-the-password" not in json.dumps(delivery)
 
     # Put the right pair back: the queued events go through on the next retry.
     (tmp_path / "ultracart-basic").write_text(PAIR + "\n")
