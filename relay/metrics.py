@@ -115,6 +115,13 @@ class RelayMetrics:
             multiprocess_mode="livemin",
             registry=r,
         )
+        self.topics_missing = Gauge(
+            "relay_topics_missing",
+            "Routed topics missing on a cluster that does not create topics automatically, at "
+            "the last start-up check; /readyz fails while above 0.",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.spool_records = Gauge(
             "relay_spool_records",
             "Records in the spool that Kafka has not acknowledged yet.",

@@ -2,7 +2,7 @@
 
 Settings.load checks types and ranges; these go further, to what only trying tells: the
 credentials file can be read and parsed, librdkafka accepts every option (it rejects
-``linger.mss`` only when a client is built), and the TLS files load. ``check-config``
+``linger.mss`` only when a client is built), and the TLS certificate and key load. ``check-config``
 passing must mean ``serve`` starts, so both call ``preflight``.
 """
 
@@ -21,6 +21,7 @@ from relay.intake.basic_auth import read_credentials_file
 from relay.kafka.admin import quiet_librdkafka_logger
 from relay.kafka.client_config import producer_config
 from relay.settings import Settings
+from relay.tls import check_pair
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,18 @@ def _librdkafka(settings: Settings) -> list[Problem]:
 
 
 def _tls(settings: Settings) -> list[Problem]:
-    """TLS certificate and key load: a hook for server.tls_cert_file / tls_key_file.
-
-    Those settings are being added alongside relay/tls.py; until they exist there is
-    nothing to check here.
-    """
-    del settings
+    """The intake's certificate and key load as a pair (serve would fail to bind HTTPS)."""
+    server = settings.server
+    if not server.tls_enabled:
+        return []
+    try:
+        check_pair(server.tls_cert_file, server.tls_key_file)
+    except ConfigError as exc:
+        text = str(exc)
+        for setting in ("server.tls_cert_file", "server.tls_key_file"):
+            if text.startswith(setting + ": "):
+                return [Problem(setting, text[len(setting) + 2 :])]
+        pair = "server.tls_cert_file and server.tls_key_file "
+        return [Problem("server.tls_cert_file", "with server.tls_key_file " + text[len(pair) :]
+                        if text.startswith(pair) else text)]
     return []
-
