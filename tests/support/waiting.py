@@ -15,7 +15,7 @@ DEFAULT_INTERVAL = 0.05
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = DEFAULT_INTERVAL,
     message: str = "condition not met",
@@ -42,7 +42,7 @@ def wait_until(
 
 
 async def await_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     timeout: float = DEFAULT_TIMEOUT,
     interval: float = 0.01,
     message: str = "condition not met",
