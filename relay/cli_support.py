@@ -30,8 +30,10 @@ exit codes:
 See docs/cli.md."""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows "(default: X)" after each option's help, except where X says nothing.
+
+    Raw descriptions and epilogs: the exit-code table keeps its lines.
 
     None and False defaults mean "not given" / "off", and a help text that already
     explains its default (``default: $RELAY_CONFIG``) keeps its own words.

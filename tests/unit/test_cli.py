@@ -69,7 +69,9 @@ def test_help_shows_defaults_and_the_exit_code_table(capsys: pytest.CaptureFixtu
         cli.main(["--help"])
     assert exited.value.code == 0
     top = capsys.readouterr().out
-    assert "exit codes:" in top and "--detailed-exitcode" in top
+    assert "\nexit codes:\n  0  success" in top
+    assert "\n  1  failure: invalid configuration" in top
+    assert "\n  2  usage error" in top and "--detailed-exitcode" in top
     with pytest.raises(SystemExit):
         cli.main(["create-topics", "--help"])
     assert "(default: 15.0)" in capsys.readouterr().out
