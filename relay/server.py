@@ -108,9 +108,15 @@ class Servers:
             server_config(self.app, settings, metrics=self.runtime.metrics)
         )
         self.tls = self._adopt_tls() if settings.server.tls_enabled else None
-        # Bind before the lifespan runs: once /readyz says ready the intake port must
-        # already take connections (uvicorn alone binds only after start-up completes).
-        self.sockets = list(sockets) if sockets is not None else [self.intake.config.bind_socket()]
+        # Bind and listen before the lifespan runs: once /readyz says ready the intake port
+        # must already take connections. uvicorn alone binds only after start-up completes,
+        # and its bind_socket() does not listen: until create_server() does, after the
+        # lifespan, a connection would be refused. Listening now, it waits in the backlog.
+        if sockets is not None:
+            self.sockets = list(sockets)
+        else:
+            self.sockets = [self.intake.config.bind_socket()]
+            self.sockets[0].listen(self.intake.config.backlog)
         self.signals = signals
         self.admin: uvicorn.Server | None = None
         if admin and settings.server.admin_port:
