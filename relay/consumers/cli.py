@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, TypeAlias
 
 from relay.cli_support import EXIT_FAILURE, EXIT_OK, formatted, print_json, say
 from relay.consumers import dead_letters as dl
@@ -22,7 +23,9 @@ from relay.settings import Settings
 # The shell's convention for "ended by SIGINT" (128 + 2).
 EXIT_INTERRUPTED = 130
 
-_Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:
+    # Subscriptable only in the type stubs, not at run time.
+    _Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def register(commands: _Commands) -> None:

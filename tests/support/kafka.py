@@ -23,6 +23,7 @@ from confluent_kafka.admin._metadata import TopicMetadata  # not re-exported by 
 # confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
 from confluent_kafka.cimpl import NewTopic
 
+from tests.support.schemas import check_records
 from tests.support.waiting import wait_until
 
 # How often consume_all re-reads metadata while waiting for topics that do not exist yet.
@@ -57,6 +58,7 @@ def consume_all(
     a topic that still does not exist by then counts as empty.
 
     Uses a fresh group id and never commits, so it sees every record however often it runs.
+    Values of UltraCart events are checked against relay's JSON Schemas (tests/support/schemas).
     """
     if not topics:
         raise ValueError("consume_all needs at least one topic")
@@ -140,6 +142,8 @@ def _drain(
         records.append(_to_record(msg))
 
     records.sort(key=lambda r: (r.topic, r.partition, r.offset))
+    # The one place records are read back, so every test that reads them checks them too.
+    check_records(records)
     return records
 
 
