@@ -7,11 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from relay.config_sources import ConfigError
 from relay.control.cli import register as register_control
 from relay.emulator.cli import register as register_emulator
 from relay.log_context import configure_logging
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 
 
 def _load_settings(args: argparse.Namespace) -> Settings:
