@@ -24,7 +24,7 @@ import yaml
 
 from relay.cli import build_parser
 from relay.control import desired
-from relay.settings import Settings
+from relay.settings import Settings, StatusPollSettings
 from tests.deploy.support import REPO_ROOT, find_file
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -319,6 +319,7 @@ def test_status_poller_is_opt_in_and_polls_the_emulator(
     monkeypatch.setenv("ULTRACART_SIMPLE_KEY", env["ULTRACART_SIMPLE_KEY"])
     poller = Settings.load(config, env=env).ultracart
     assert poller.enabled
+    assert isinstance(poller, StatusPollSettings) and poller.api is not None
     emulator_port = build_parser().parse_args(relay_argv(services["emulator"])).port
     api = urlsplit(poller.api.base_url)
     assert (api.hostname, api.port) == ("emulator", emulator_port)

@@ -7,8 +7,7 @@ import socket
 
 import pytest
 
-from relay.config_sources import ConfigError
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 from relay.supervisor import bind_sockets, worker_settings
 
 MINIMAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw"}
