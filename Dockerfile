@@ -16,17 +16,25 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 RUN python -m venv /opt/relay
 WORKDIR /src
-# Dependencies first, so editing relay's code does not re-download them.
+# Dependencies first, so editing relay's code does not re-download them: exactly the
+# versions and wheels in requirements.lock (`make lock` regenerates it from pyproject.toml).
+COPY requirements.lock ./
+RUN /opt/relay/bin/pip install --require-hashes --only-binary=:all: --no-deps \
+        -r requirements.lock
 COPY pyproject.toml README.md ./
-RUN mkdir relay \
-    && touch relay/__init__.py \
-    && /opt/relay/bin/pip install . \
-    && /opt/relay/bin/pip uninstall --yes relay
 COPY relay ./relay
+# --no-deps: the lock already installed them; pip check then fails the build if the lock
+# no longer satisfies pyproject.toml. The import check runs from / in isolated mode (-I), so
+# only the installed package can answer it, never the source tree in /src. The emulator
+# (relay/emulator, `relay emulator`) stays in the package: compose's demo profile runs it
+# from this same image, it adds no dependency, and it only runs when asked to.
 RUN /opt/relay/bin/pip install --no-deps . \
+    && /opt/relay/bin/pip check \
     # Only what runs relay stays: no pip or setuptools in the final image.
     && /opt/relay/bin/pip uninstall --yes pip setuptools \
-    && /opt/relay/bin/python -c "import relay.cli, confluent_kafka, uvicorn"
+    && cd / \
+    && /opt/relay/bin/python -I -c "import relay, relay.cli, confluent_kafka, uvicorn; \
+assert relay.__file__.startswith('/opt/relay/'), relay.__file__; print('relay', relay.__version__)"
 
 # Runtime stage: the interpreter, the virtualenv and the default configuration.
 FROM ${PYTHON_IMAGE} AS runtime

@@ -20,9 +20,8 @@ import orjson
 
 from bench import report as rp
 from bench import scenarios as sc
-from bench.broker import DEFAULT_PORT
 from bench.child import REPO_ROOT
-from bench.run import Options, Run
+from bench.run import DEFAULT_BROKER_PORT, Options, Run
 from bench.search import Criteria, Timing
 
 SMOKE_SCENARIOS = ("small-1", "order-10")
@@ -57,7 +56,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="",
         help="use this Kafka instead of starting one (nothing is stopped)",
     )
-    parser.add_argument("--broker-port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--broker-port", type=int, default=DEFAULT_BROKER_PORT)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--p99-limit-ms", type=float, default=100.0)
     parser.add_argument("--step-seconds", type=float, default=None)

@@ -11,27 +11,31 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import scenarios as sc
 from bench.bridge_app import BODIES_FILE_ENV
-from bench.broker import LocalBroker, create_topics
 from bench.child import LineChild
 from bench.monitor import RssSeries, TreeMonitor
 from bench.scrape import ok_deliveries
 from bench.search import Criteria, SearchResult, Step, Timing, search
 from bench.servers import CREDENTIALS, Server, ServerSpec
 from bench.targets import HttpTarget, ProducerTarget
+from tests.support.broker import LocalBroker
+from tests.support.kafka import create_topics
+from tests.support.net import free_port
 
 logger = logging.getLogger(__name__)
 
 MB = 1024 * 1024
+# Not 9092 (make run) nor 19092 (tests): a benchmark must not share a broker with anything.
+DEFAULT_BROKER_PORT = 19392
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Options:
     workers: int
     out_dir: Path
     bootstrap: str | None = None
-    broker_port: int = 19392
+    broker_port: int = DEFAULT_BROKER_PORT
     partitions: int = 6
     criteria: Criteria = field(default_factory=Criteria)
     timing: Timing = field(default_factory=Timing)
@@ -60,11 +64,12 @@ class Options:
     )  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@dataclass
+class _Served:
+    server: Server
+    monitor: TreeMonitor
+    loadgen: LineChild
+    exit_code: int | None = None
 
 
 class Run:
@@ -83,7 +88,8 @@ class Run:
             if not self.bootstrap:
                 self.progress(f"starting Kafka on 127.0.0.1:{options.broker_port}")
                 self.broker = LocalBroker(options.broker_port)
-                self.bootstrap = self.broker.start()
+                # fresh: topics of earlier runs would otherwise make every start slower.
+                self.bootstrap = self.broker.start(fresh=True)
                 self.broker_pid = self.broker.pid()
             prefix = f"bench{int(time.time())}."
             self.spec = ServerSpec(
@@ -98,6 +104,8 @@ class Run:
                 self.bootstrap,
                 [prefix + "order_create", prefix + "unknown", prefix + "dead_letter"],
                 options.partitions,
+                timeout=60,
+                exist_ok=True,
             )
             self._warm_up()
             results = [self._scenario(s) for s in options.scenarios]
@@ -197,15 +205,8 @@ class Run:
         options = self.options
         logs = self.work / f"{scenario.name}-{kind}"
         extra_env = {BODIES_FILE_ENV: str(bodies_file)} if kind == "bridge" else None
-        server = Server(kind, self.spec, logs.with_suffix(".server.log"), extra_env)
-        monitor: TreeMonitor | None = None
-        loadgen: LineChild | None = None
-        try:
-            server.wait_ready()
-            monitor = TreeMonitor(server.pid)
-            monitor.start()
-            loadgen = self._loadgen(logs.with_suffix(".loadgen.log"), bodies_file)
-            target = HttpTarget(loadgen, monitor, self.broker_pid, options.timing)
+        with self._serving(kind, logs, bodies_file, extra_env) as served:
+            target = HttpTarget(served.loadgen, served.monitor, self.broker_pid, options.timing)
             found = search(target.step, start, options.criteria, options.timing, ceiling)
             result = _search_summary(found)
             last_step = found.steps[-1] if found.steps else None
@@ -218,17 +219,38 @@ class Run:
                 # Every 200 the generator saw must be counted once in the scraped metrics.
                 result["metrics_check"] = {
                     "generator_ok": last_step["ok_total"],
-                    "relay_deliveries_ok": ok_deliveries(server.metrics()),
+                    "relay_deliveries_ok": ok_deliveries(served.server.metrics()),
                 }
+        result["exit_code"] = served.exit_code
+        result["processes"] = _process_summary(served.monitor)
+        return result
+
+    @contextmanager
+    def _serving(
+        self, kind: str, logs: Path, bodies_file: Path, extra_env: dict[str, str] | None = None
+    ) -> Iterator[_Served]:
+        """A ready server of ``kind`` with its process monitor and a load generator; all
+        three stopped when the block ends, the server's exit code kept in the result."""
+        assert self.spec is not None
+        server = Server(kind, self.spec, logs.with_suffix(".server.log"), extra_env)
+        monitor: TreeMonitor | None = None
+        loadgen: LineChild | None = None
+        served: _Served | None = None
+        try:
+            server.wait_ready()
+            monitor = TreeMonitor(server.pid)
+            monitor.start()
+            loadgen = self._loadgen(logs.with_suffix(".loadgen.log"), bodies_file)
+            served = _Served(server, monitor, loadgen)
+            yield served
         finally:
             if loadgen is not None:
                 loadgen.stop()
             code = server.stop()
             if monitor is not None:
                 monitor.stop()
-        result["exit_code"] = code
-        result["processes"] = _process_summary(monitor)
-        return result
+            if served is not None:
+                served.exit_code = code
 
     def _producer(
         self, scenario: sc.Scenario, bodies_file: Path, start: float, relay_max: float
@@ -268,24 +290,11 @@ class Run:
             raise RuntimeError(f"relay passed no step of {scenario.name}; nothing to soak at")
         rate = measured["max_rate"] / 2
         self.progress(f"[soak] relay at {rate:g} deliveries/s for {options.soak_seconds:g} s")
-        logs = self.work / "soak"
-        server = Server("relay", self.spec, logs.with_suffix(".server.log"))
-        monitor: TreeMonitor | None = None
-        loadgen: LineChild | None = None
-        try:
-            server.wait_ready()
-            monitor = TreeMonitor(server.pid)
-            monitor.start()
-            loadgen = self._loadgen(logs.with_suffix(".loadgen.log"), bodies_file)
+        with self._serving("relay", self.work / "soak", bodies_file) as served:
             timing = Timing(warmup=0.0, duration=options.soak_seconds, drain=options.timing.drain)
-            target = HttpTarget(loadgen, monitor, self.broker_pid, timing)
+            target = HttpTarget(served.loadgen, served.monitor, self.broker_pid, timing)
             step = target.step(rate)
-        finally:
-            if loadgen is not None:
-                loadgen.stop()
-            server.stop()
-            if monitor is not None:
-                monitor.stop()
+        monitor = served.monitor
         return {
             "scenario": scenario.name,
             "rate": rate,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.child import REPO_ROOT, ChildProcess
+from tests.support.relay import serve_env, topic_env
+from tests.support.waiting import wait_until
 
 CREDENTIALS = ("ultracart", "bench-secret-5b2e")
 TOPIC_PREFIX = "bench."
@@ -31,20 +30,16 @@ class ServerSpec:
 
     def env(self) -> dict[str, str]:
         """relay's settings for the run: the shipped config/relay.toml plus loopback overrides."""
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         return {
-            **inherited,
+            **serve_env(
+                bootstrap=self.bootstrap,
+                port=self.port,
+                admin_port=self.admin_port,
+                credentials=CREDENTIALS,
+            ),
+            **topic_env(self.topic_prefix),
             "RELAY_CONFIG": str(REPO_ROOT / "config" / "relay.toml"),
-            "RELAY_SERVER__HOST": "127.0.0.1",
-            "RELAY_SERVER__PORT": str(self.port),
-            "RELAY_SERVER__ADMIN_HOST": "127.0.0.1",
-            "RELAY_SERVER__ADMIN_PORT": str(self.admin_port),
             "RELAY_SERVER__WORKERS": str(self.workers),
-            "RELAY_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
-            "RELAY_AUTH__BASIC_CREDENTIALS": ":".join(CREDENTIALS),
-            "RELAY_TOPICS__TEMPLATE": self.topic_prefix + "{event}",
-            "RELAY_TOPICS__UNKNOWN_EVENT_TOPIC": self.topic_prefix + "unknown",
-            "RELAY_TOPICS__DEAD_LETTER_TOPIC": self.topic_prefix + "dead_letter",
             **dict(self.overrides),
         }
 
@@ -65,18 +60,17 @@ class Server(ChildProcess):
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         url = f"http://127.0.0.1:{self.spec.admin_port}/readyz"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if not self.alive():
                 raise RuntimeError(f"{self.kind} server exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=1.0) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.kind} server not ready within {timeout:g} s")
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                status: int = response.status
+                return status == 200
+
+        # A 503 raises HTTPError, an OSError like a refused connection: not ready yet.
+        wait_until(ready, timeout, interval=0.1, message=f"{self.kind} server not ready",
+                   ignore=(OSError,))
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.spec.admin_port}/metrics"

@@ -6,11 +6,14 @@ module-level state), so tests can build as many apps as they like side by side.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -25,6 +28,7 @@ from relay.intake.responses import json_response
 from relay.intake.signature import SignatureVerifier
 from relay.kafka.client_config import max_message_bytes, producer_config
 from relay.kafka.publisher import EventSink, KafkaPublisher
+from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
 from relay.records import RecordBuilder
 from relay.routing import KeyPicker, TopicRouter
@@ -43,6 +47,8 @@ class Runtime:
     sink: EventSink
     publisher: KafkaPublisher | None
     spool: SpoolingSink | None = None
+    # The start-up topic check (with Kafka only); None when there is none.
+    topics: TopicStatus | None = None
     started: bool = False
     draining: bool = False
     # monotonic() time by which the whole drain must be over; set when a stop is requested.
@@ -50,7 +56,8 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        return self.started and not self.draining and self.sink.ready
+        topics_missing = self.topics is not None and self.topics.blocking
+        return self.started and not self.draining and self.sink.ready and not topics_missing
 
     def begin_drain(self) -> None:
         """Turn /readyz to 503 and start the one clock the whole shutdown runs against."""
@@ -100,7 +107,11 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
         # The spool wraps whatever sink there is, so the endpoint is the same either way.
         limit = publisher.max_record_bytes if publisher else max_message_bytes({})
         spool = sink = build_spooling_sink(settings, sink, metrics, max_record_bytes=limit)
-    return Runtime(settings=settings, metrics=metrics, sink=sink, publisher=publisher, spool=spool)
+    topics = TopicStatus(settings, metrics.topics_missing) if publisher is not None else None
+    return Runtime(
+        settings=settings, metrics=metrics, sink=sink, publisher=publisher, spool=spool,
+        topics=topics,
+    )
 
 
 def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
@@ -125,9 +136,15 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
         runtime.started = True
         logger.info("relay intake started", extra={"path": settings.intake.path})
         poller = start_status_poller(settings.ultracart, runtime.metrics.registry)
+        # In the background: start-up does not wait for the answer (see relay.kafka.topic_status).
+        topic_check = asyncio.create_task(runtime.topics.run()) if runtime.topics else None
         try:
             yield
         finally:
+            if topic_check is not None:
+                topic_check.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await topic_check
             if poller is not None:
                 await poller.stop()
             # The server has stopped taking requests and finished in-flight ones by now;
@@ -157,7 +174,7 @@ def admin_routes(runtime: Runtime) -> list[Route]:
         return json_response(200, {"status": "alive"})
 
     async def readyz(_request: Request) -> Response:
-        checks = {
+        checks: dict[str, Any] = {
             "started": runtime.started,
             "draining": runtime.draining,
             "kafka": runtime.publisher.ready if runtime.publisher else runtime.sink.ready,
@@ -165,6 +182,9 @@ def admin_routes(runtime: Runtime) -> list[Route]:
         if runtime.spool is not None:
             # With a spool relay can take deliveries while Kafka is away: ready follows it.
             checks["spool"] = runtime.spool.ready
+        if runtime.topics is not None:
+            # Routed topics missing where nothing creates them fail readiness; the body names them.
+            checks["topics"] = runtime.topics.to_json()
         return json_response(200 if runtime.ready else 503, {"ready": runtime.ready, **checks})
 
     return [

@@ -5,11 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaException
 
 from relay import __version__
+from relay.cli_support import (
+    EXIT_CODES_EPILOG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    HelpFormatter,
+    formatted,
+    print_json,
+    say,
+)
 from relay.control.cli import register as register_control
 from relay.emulator.cli import register as register_emulator
+from relay.kafka.admin import KafkaRefused, KafkaUnreachable
 from relay.log_context import configure_logging
+from relay.preflight import Problem, name_env_vars, preflight
 from relay.settings import ConfigError, Settings
 
 
@@ -21,40 +35,102 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from relay.server import serve
 
     settings = _load_settings(args)
+    problems = preflight(settings)
+    for problem in problems:
+        say(f"relay: cannot start: {problem}")
+    if problems:
+        return EXIT_FAILURE
     configure_logging(settings.server.log_level, settings.server.log_format)
     return serve(settings)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    settings = _load_settings(args)
-    from relay.kafka.client_config import producer_config
+    from relay.kafka.topic_check import check_topics
 
-    producer_config(settings.kafka, settings.intake)
-    print(f"configuration is valid: intake on :{settings.server.port}{settings.intake.path}")
-    return 0
+    document: dict[str, Any] = {"valid": False, "problems": [], "kafka": None}
+    try:
+        settings = _load_settings(args)
+    except ConfigError as exc:
+        return _check_failed(args, document, [Problem("", name_env_vars(str(exc)))])
+    problems = preflight(settings)
+    document["intake"] = f":{settings.server.port}{settings.intake.path}"
+    if problems:
+        return _check_failed(args, document, problems)
+    report = None
+    if args.connect:
+        try:
+            report = check_topics(settings, args.timeout)
+        except KafkaUnreachable as exc:
+            return _check_failed(args, document, [Problem("kafka.bootstrap_servers", str(exc))])
+        document["kafka"] = report.to_json()
+        if not report.ok:
+            problems = [Problem("topics", line) for line in report.problems()]
+            return _check_failed(args, document, problems, kafka_summary=report.summary())
+    document["valid"] = True
+    if args.json:
+        print_json(document)
+    else:
+        print(f"configuration is valid: intake on {document['intake']}")
+        if report is not None:
+            print(f"kafka at {settings.kafka.bootstrap_servers}: {report.summary()}")
+            for note in report.notes:
+                print(f"  note: {note}")
+    return EXIT_OK
+
+
+def _check_failed(
+    args: argparse.Namespace,
+    document: dict[str, Any],
+    problems: list[Problem],
+    kafka_summary: str | None = None,
+) -> int:
+    if args.json:
+        document["problems"] = [p.to_json() for p in problems]
+        print_json(document)
+        return EXIT_FAILURE
+    if kafka_summary:
+        say(f"relay: kafka: {kafka_summary}")
+    for problem in problems:
+        # A Kafka connection failure reads best on its own: "relay: cannot reach Kafka at ...".
+        text = problem.message if problem.setting in ("", "kafka.bootstrap_servers") else problem
+        prefix = "configuration error: " if not problem.setting else ""
+        say(f"relay: {prefix}{text}")
+    return EXIT_FAILURE
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
     from relay.kafka.topics import ensure_topics
+    from relay.routing import TopicRouter
 
     settings = _load_settings(args)
     created = ensure_topics(
-        settings, partitions=args.partitions, replication_factor=args.replication_factor
+        settings,
+        partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        timeout=args.timeout,
     )
+    if args.json:
+        wanted = TopicRouter(settings.topics).all_known_topics()
+        print_json({"created": created, "existing": [t for t in wanted if t not in created]})
+        return EXIT_OK
     for topic in created:
         print(f"created {topic}")
     print(f"{len(created)} topic(s) created; the others already existed")
-    return 0
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="relay", description="Bridge UltraCart webhooks onto Kafka."
+        prog="relay",
+        description="Bridge UltraCart webhooks onto Kafka.",
+        epilog=EXIT_CODES_EPILOG,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"relay {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = formatted(commands.add_parser(name, help=help, description=help))
         sub.add_argument(
             "--config",
             "-c",
@@ -63,17 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return sub
 
-    serve = with_config(commands.add_parser("serve", help="run the intake and admin servers"))
+    serve = command(
+        "serve", "check the configuration as check-config does, then run the intake and admin "
+        "servers"
+    )
     serve.set_defaults(handler=_cmd_serve)
 
-    check = with_config(commands.add_parser("check-config", help="validate the configuration"))
+    check = command(
+        "check-config",
+        "validate the configuration: settings, credentials file, librdkafka options, TLS files",
+    )
+    check.add_argument(
+        "--connect", action="store_true",
+        help="also reach Kafka: every routed topic exists (unless the cluster auto-creates "
+        "topics) and admits relay's largest record",
+    )
+    check.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds to wait for Kafka with --connect")
+    check.add_argument("--json", action="store_true", help="the result as one JSON document")
     check.set_defaults(handler=_cmd_check_config)
 
-    topics = with_config(
-        commands.add_parser("create-topics", help="create every topic relay may write to")
-    )
-    topics.add_argument("--partitions", type=int, default=3)
-    topics.add_argument("--replication-factor", type=int, default=-1, help="-1: broker default")
+    topics = command("create-topics", "create every topic relay may write to")
+    topics.add_argument("--partitions", type=int, default=3, help="partitions per new topic")
+    topics.add_argument("--replication-factor", type=int, default=-1,
+                        help="replicas per new topic; -1 takes the broker's default")
+    topics.add_argument("--timeout", type=float, default=15.0,
+                        help="seconds to wait for Kafka, per step")
+    topics.add_argument("--json", action="store_true",
+                        help="created and existing topics as one JSON document")
     topics.set_defaults(handler=_cmd_topics)
     register_control(commands)  # webhooks, auth
     register_emulator(commands)
@@ -85,8 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        print(f"relay: configuration error: {exc}", file=sys.stderr)
-        return 2
+        say(f"relay: configuration error: {name_env_vars(str(exc))}")
+        return EXIT_FAILURE
+    except (KafkaUnreachable, KafkaRefused) as exc:
+        say(f"relay: {exc}")
+        return EXIT_FAILURE
+    except KafkaException as exc:
+        # Anything else librdkafka raises, in one line rather than a traceback.
+        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
+        say(f"relay: Kafka error: {reason}")
+        return EXIT_FAILURE
     return code
 
 

@@ -115,6 +115,13 @@ class RelayMetrics:
             multiprocess_mode="livemin",
             registry=r,
         )
+        self.topics_missing = Gauge(
+            "relay_topics_missing",
+            "Routed topics missing on a cluster that does not create topics automatically, at "
+            "the last start-up check; /readyz fails while above 0.",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self.spool_records = Gauge(
             "relay_spool_records",
             "Records in the spool that Kafka has not acknowledged yet.",
@@ -138,3 +145,33 @@ class RelayMetrics:
         )
         self.build_info = Info("relay_build", "relay version.", registry=r)
         self.build_info.info({"version": __version__})
+
+
+TLS_RELOAD_OUTCOMES = ("ok", "failed")
+
+
+class TlsMetrics:
+    """Certificate reloads and expiry, registered only when the intake port serves HTTPS.
+
+    Apart from ``RelayMetrics`` so that a plain-HTTP relay exports no expiry at all rather
+    than a zero an expiry alert would read as long past.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reloads = Counter(
+            "relay_tls_reloads",
+            "Changed certificate files loaded (ok) or refused (failed; the previous "
+            "certificate is still served and the files are tried again at the next check). "
+            "Counted per process: with several workers one renewal counts once per worker.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in TLS_RELOAD_OUTCOMES:
+            self.reloads.labels(outcome=outcome)
+        self.certificate_expiry = Gauge(
+            "relay_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate served on the intake port expires (notAfter), as unix time.",
+            # With several workers: the soonest, should one of them still serve an older one.
+            multiprocess_mode="livemin",
+            registry=registry,
+        )

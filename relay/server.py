@@ -25,8 +25,9 @@ from starlette.applications import Starlette
 
 from relay.app import Runtime, create_admin_app, create_app
 from relay.http_guard import guarded_http_protocol
-from relay.metrics import RelayMetrics
+from relay.metrics import RelayMetrics, TlsMetrics
 from relay.settings import Settings
+from relay.tls import MINIMUM_VERSION, CertificateReloader
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,13 @@ def server_config(
         timeout_graceful_shutdown=int(server.shutdown_grace_seconds),
         limit_concurrency=None if admin else server.max_concurrent_connections,
         server_header=False,
+        # HTTPS on intake only: the admin port is internal and probed by kubelet and compose
+        # as plain HTTP. Servers adopts the context uvicorn builds (relay.tls reloads it).
+        ssl_certfile=server.tls_cert_file if server.tls_enabled and not admin else None,
+        ssl_keyfile=server.tls_key_file if server.tls_enabled and not admin else None,
+        # The standard library's cipher choice for TLS servers; older uvicorn releases set
+        # "TLSv1" by default, which would leave TLS 1.2 with legacy CBC suites only.
+        ssl_ciphers=None,
     )
 
 
@@ -99,15 +107,41 @@ class Servers:
         self.intake = uvicorn.Server(
             server_config(self.app, settings, metrics=self.runtime.metrics)
         )
-        # Bind before the lifespan runs: once /readyz says ready the intake port must
-        # already take connections (uvicorn alone binds only after start-up completes).
-        self.sockets = list(sockets) if sockets is not None else [self.intake.config.bind_socket()]
+        self.tls = self._adopt_tls() if settings.server.tls_enabled else None
+        # Bind and listen before the lifespan runs: once /readyz says ready the intake port
+        # must already take connections. uvicorn alone binds only after start-up completes,
+        # and its bind_socket() does not listen: until create_server() does, after the
+        # lifespan, a connection would be refused. Listening now, it waits in the backlog.
+        if sockets is not None:
+            self.sockets = list(sockets)
+        else:
+            self.sockets = [self.intake.config.bind_socket()]
+            self.sockets[0].listen(self.intake.config.backlog)
         self.signals = signals
         self.admin: uvicorn.Server | None = None
         if admin and settings.server.admin_port:
             self.admin = uvicorn.Server(
                 server_config(create_admin_app(self.app), settings, admin=True)
             )
+
+    def _adopt_tls(self) -> CertificateReloader:
+        """The intake server's SSLContext, at least TLS 1.2, with a reloader for renewals."""
+        config = self.intake.config
+        # Loaded here rather than in _serve() (which then skips it), so that the context the
+        # reloader updates is the very one the server hands every connection it accepts.
+        config.load()
+        assert config.ssl is not None
+        config.ssl.minimum_version = MINIMUM_VERSION
+        server = self.settings.server
+        reloader = CertificateReloader(
+            config.ssl,
+            server.tls_cert_file,
+            server.tls_key_file,
+            server.tls_reload_interval_seconds,
+            TlsMetrics(self.runtime.metrics.registry),
+        )
+        reloader.start()
+        return reloader
 
     def request_stop(self) -> None:
         if self.intake.should_exit:
@@ -122,6 +156,7 @@ class Servers:
         loop = asyncio.get_running_loop()
         for sig in self.signals:
             loop.add_signal_handler(sig, self.request_stop)
+        reload_task = asyncio.create_task(self.tls.watch()) if self.tls is not None else None
         admin_task = None
         if self.admin is not None:
             # uvicorn's public serve() installs its own signal handlers and re-raises the
@@ -131,6 +166,8 @@ class Servers:
         try:
             await self.intake._serve(self.sockets)
         finally:
+            if reload_task is not None:
+                reload_task.cancel()
             if self.admin is not None and admin_task is not None:
                 self.admin.should_exit = True
                 await admin_task

@@ -8,7 +8,6 @@ session starts if needed (deploy/local/kafka) and stops again only if it started
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.broker_control import LocalBroker, broker_of_its_own
+from tests.support.broker import BrokerScriptError, LocalBroker, broker_of_its_own
+from tests.support.relay import RelayProcess, running_relay, topic_env
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 # Not 9092, so tests never write into (or stop) a developer's `make run` broker.
 TEST_KAFKA_PORT = 19092
-# First start may resolve Kafka with Maven before the script's own 90 s readiness timeout.
-KAFKA_SCRIPT_TIMEOUT_S = 600
 
 
 # Property and fuzz tests run with a fixed budget in CI ("ci", the default); `make fuzz`
@@ -42,19 +38,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kafka)
 
 
-def _run_kafka_script(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, RELAY_KAFKA_PORT=str(TEST_KAFKA_PORT))
-    # Derived from the port unless set; a value meant for the dev broker must not leak in.
-    env.pop("RELAY_KAFKA_CONTROLLER_PORT", None)
-    return subprocess.run(
-        [str(KAFKA_SCRIPT), *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=KAFKA_SCRIPT_TIMEOUT_S,
-        check=False,
-    )
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio: relay's code is asyncio's."""
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -65,25 +52,19 @@ def kafka_bootstrap() -> Iterator[str]:
         yield external
         return
 
-    started_here = _run_kafka_script("status").returncode != 0
-    # A broker this session starts begins empty: tests' topics would otherwise pile up in
-    # the data dir run after run and slow every later start. One left running is reused.
-    result = _run_kafka_script("start", "--fresh") if started_here else _run_kafka_script("start")
-    if result.returncode != 0:
-        pytest.fail(
-            f"`RELAY_KAFKA_PORT={TEST_KAFKA_PORT} {KAFKA_SCRIPT} start` failed "
-            f"(exit {result.returncode}); set RELAY_TEST_KAFKA to use another cluster.\n"
-            f"{result.stderr}",
-            pytrace=False,
-        )
-    lines = result.stdout.strip().splitlines()
-    if not lines:
-        pytest.fail(f"{KAFKA_SCRIPT} start printed no bootstrap address\n{result.stderr}")
+    broker = LocalBroker(TEST_KAFKA_PORT)
+    started_here = not broker.running()
     try:
-        yield lines[-1]
+        # A broker this session starts begins empty: tests' topics would otherwise pile up in
+        # the data dir run after run and slow every later start. One left running is reused.
+        bootstrap = broker.start(fresh=started_here)
+    except BrokerScriptError as error:
+        pytest.fail(f"{error}\nSet RELAY_TEST_KAFKA to use another cluster.", pytrace=False)
+    try:
+        yield bootstrap
     finally:
         if started_here:
-            _run_kafka_script("stop")
+            broker.stop()
 
 
 @pytest.fixture
@@ -98,3 +79,19 @@ def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
     # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
     with broker_of_its_own() as broker:
         yield broker
+
+
+@pytest.fixture
+def relay_settings() -> dict[str, str]:
+    """Extra RELAY_* settings for the ``relay`` fixture; a module overrides this to add some."""
+    return {}
+
+
+@pytest.fixture
+def relay(
+    kafka_bootstrap: str, topic_prefix: str, relay_settings: dict[str, str], tmp_path: Path
+) -> Iterator[RelayProcess]:
+    """A ready ``relay serve`` writing to this test's topics; it must exit 0 when stopped."""
+    env = {**topic_env(topic_prefix), **relay_settings}
+    with running_relay(kafka_bootstrap, env, tmp_path / "relay.log") as process:
+        yield process

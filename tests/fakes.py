@@ -14,8 +14,11 @@ class FakeSink:
         self.ready = True
         self.failure: Unavailable | None = None
         self.fail_topics: set[str] = set()
+        # Every call to publish, failed ones included: what a retrying caller did.
+        self.attempts = 0
 
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
+        self.attempts += 1
         if self.failure is not None or any(r.topic in self.fail_topics for r in records):
             raise self.failure or Unavailable("fake failure", code="produce_failed")
         self.published.append(list(records))

@@ -1,7 +1,8 @@
 """``relay webhooks ...`` and ``relay auth ...``: the operator's side of the control plane.
 
-Exit codes: 0 done (``plan``: no differences), 1 error, 2 ``plan`` found differences.
-Progress and waits go to stderr; results to stdout, so scripts can parse them.
+Exit codes follow relay.cli_support: 0 done, 1 error, 2 usage error or, only with
+``plan --detailed-exitcode``, differences. Progress and waits go to stderr; results to
+stdout, so scripts can parse them (``--json``: one JSON document).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.catalog import REFLOW_EVENTS
+from relay.cli_support import EXIT_CHANGES, EXIT_FAILURE, EXIT_OK, formatted, print_json
 from relay.control import apply as applying
 from relay.control.catalog import supports_reflow
 from relay.control.client import UltraCartClient
@@ -30,7 +32,6 @@ from relay.control.rotate import rotate_credentials
 from relay.control.state import OwnershipState
 from relay.settings.errors import ConfigError
 
-EXIT_DIFFERS = 2
 _MASKED_HEADERS = frozenset({"authorization", "x-ultracart-simple-key", "cookie"})
 
 Handler = Callable[[argparse.Namespace], int]
@@ -58,7 +59,7 @@ def _guard(handler: Handler) -> Handler:
             return handler(args)
         except (ControlError, ConfigError) as error:
             _say(f"relay: error: {error}")
-            return 1
+            return EXIT_FAILURE
 
     return run
 
@@ -104,19 +105,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = _config(args)
     state = OwnershipState(config.control.state_file)
     plan = applying.make_plan(_client(config), config.webhook, state, prune=args.prune)
-    print(plan.render())
-    return EXIT_DIFFERS if plan.differs else 0
+    if args.json:
+        print_json(plan.to_json())
+    else:
+        print(plan.render())
+    # Drift is a finding, not a failure: only scripts that ask get a distinct exit code.
+    return EXIT_CHANGES if args.detailed_exitcode and plan.differs else EXIT_OK
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     config = _config(args)
     state = OwnershipState(config.control.state_file)
     outcome = applying.apply(_client(config), config.webhook, state, prune=args.prune)
+    verb = "Created" if outcome.plan.action == "create" else "Updated"
+    if args.json:
+        print_json({
+            "plan": outcome.plan.to_json(),
+            "result": verb.lower() if outcome.webhook is not None else "unchanged",
+            "webhook_oid": _oid(outcome.webhook) if outcome.webhook is not None else None,
+        })
+        return EXIT_OK
     print(outcome.plan.render())
     if outcome.webhook is not None:
-        verb = "Created" if outcome.plan.action == "create" else "Updated"
         print(f"{verb} webhook {_oid(outcome.webhook)}.")
-    return 0
+    return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -183,31 +195,40 @@ def cmd_logs(args: argparse.Namespace) -> int:
     config = _config(args)
     client = _client(config)
     oid = _oid(_find(client, config))
-    shown = 0
-    print(f"{'DELIVERED':32}  {'RESULT':7}  REQUEST ID")
+    chosen = []
     for summary in client.log_summaries(oid, since=_since(args.since)):
-        ok = bool(summary.get("success"))
-        if args.failed and ok:
+        if args.failed and summary.get("success"):
             continue
+        chosen.append(summary)
+        if len(chosen) >= args.limit:
+            break
+    if args.json:
+        print_json(chosen)
+        return EXIT_OK
+    print(f"{'DELIVERED':32}  {'RESULT':7}  REQUEST ID")
+    for summary in chosen:
+        ok = bool(summary.get("success"))
         print(
             f"{summary.get('delivery_dts', ''):32}  {'ok' if ok else 'FAILED':7}  "
             f"{summary.get('request_id', '')}"
         )
-        shown += 1
-        if shown >= args.limit:
-            break
+    shown = len(chosen)
     print(f"{shown} deliver{'y' if shown == 1 else 'ies'}"
           + (" (failed only)" if args.failed else ""))
     return 0
 
 
-def _headers(log: WebhookLog, key: str) -> list[str]:
-    lines = []
+def _masked_headers(log: WebhookLog, key: str) -> list[tuple[str, str]]:
+    headers = []
     for header in log.get(key, []):  # type: ignore[attr-defined]
         name = str(header.get("name", ""))
         value = "********" if name.lower() in _MASKED_HEADERS else str(header.get("value", ""))
-        lines.append(f"    {name}: {value}")
-    return lines
+        headers.append((name, value))
+    return headers
+
+
+def _headers(log: WebhookLog, key: str) -> list[str]:
+    return [f"    {name}: {value}" for name, value in _masked_headers(log, key)]
 
 
 def _body(text: str, limit: int) -> str:
@@ -222,6 +243,14 @@ def cmd_log(args: argparse.Namespace) -> int:
     config = _config(args)
     client = _client(config)
     log = client.log(_oid(_find(client, config)), args.request_id)
+    if args.json:
+        document = dict(log)
+        for key in ("request_headers", "response_headers"):
+            document[key] = [
+                {"name": name, "value": value} for name, value in _masked_headers(log, key)
+            ]
+        print_json(document)
+        return EXIT_OK
     print(f"request id      {log.get('request_id')}")
     print(f"delivered       {log.get('delivery_dts')}  to {log.get('uri')}")
     print(f"status          {log.get('status_code')} ({'ok' if log.get('success') else 'FAILED'})")
@@ -356,6 +385,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    formatted(parser)
     parser.add_argument(
         "--config", "-c", default=None,
         help="desired-state file (default: $RELAY_WEBHOOKS_CONFIG or config/webhooks.toml)",
@@ -363,11 +393,19 @@ def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _with_json(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"{what} as one JSON document")
+
+
+_PRUNE_HELP = "also unsubscribe events an adopted webhook has but the config lacks"
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``webhooks`` and ``auth`` to relay's command line."""
-    webhooks = commands.add_parser(
-        "webhooks", help="manage UltraCart webhook subscriptions (plan/apply, logs, reflow)"
-    )
+    webhooks = formatted(commands.add_parser(
+        "webhooks", help="manage UltraCart webhook subscriptions (plan/apply, logs, reflow)",
+        description="Manage relay's UltraCart webhook from config/webhooks.toml.",
+    ))
     sub = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
 
     def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -376,34 +414,43 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         return parser
 
     listing = add("list", cmd_list, "list the account's webhooks")
-    listing.add_argument("--json", action="store_true", help="raw JSON (passwords removed)")
-    plan = add("plan", cmd_plan, "show what apply would change (exit 2 when it would)")
-    plan.add_argument("--prune", action="store_true",
-                      help="also unsubscribe events an adopted webhook has but the config lacks")
+    _with_json(listing, "every webhook (passwords removed)")
+    plan = add("plan", cmd_plan, "show what apply would change")
+    plan.add_argument("--prune", action="store_true", help=_PRUNE_HELP)
+    plan.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="exit 2 when apply would change something, 0 when in sync (as terraform plan)",
+    )
+    _with_json(plan, "the plan (action, changes, kept events)")
     apply = add("apply", cmd_apply, "create or update the webhook to match the config")
-    apply.add_argument("--prune", action="store_true",
-                       help="also unsubscribe events an adopted webhook has but the config lacks")
+    apply.add_argument("--prune", action="store_true", help=_PRUNE_HELP)
+    _with_json(apply, "the plan applied and the webhook's oid")
     delete = add("delete", cmd_delete, "delete the configured webhook (only if relay made it)")
     delete.add_argument("--force", action="store_true", help="delete even if relay adopted it")
     status = add("status", cmd_status,
                  "UltraCart's view: pending, consecutive_failures, next_retry_after, disabled")
-    status.add_argument("--json", action="store_true")
+    _with_json(status, "the status")
     logs = add("logs", cmd_logs, "recent deliveries")
     logs.add_argument("--failed", action="store_true", help="failed deliveries only")
     logs.add_argument("--since", help="ISO date-time or a span such as 30m, 2h, 7d")
-    logs.add_argument("--limit", type=int, default=50)
+    logs.add_argument("--limit", type=int, default=50, help="at most this many deliveries")
+    _with_json(logs, "UltraCart's delivery summaries")
     log = add("log", cmd_log, "one delivery: status, headers and bodies")
-    log.add_argument("request_id")
-    log.add_argument("--body-chars", type=int, default=4000)
+    log.add_argument("request_id", help="a request id from `relay webhooks logs`")
+    log.add_argument("--body-chars", type=int, default=4000,
+                     help="show at most this many characters of each body (not with --json)")
+    _with_json(log, "the delivery in full (secret headers masked)")
     reflow = add("reflow", cmd_reflow, "ask UltraCart to re-send every item or order")
     reflow.add_argument("event", help="item_update or order_create")
     reflow.add_argument("--wait", action="store_true",
                         help="count the reflowed records as they reach Kafka")
     reflow.add_argument("--relay-config", default=None,
                         help="relay.toml, for the topic and brokers (default: $RELAY_CONFIG)")
-    reflow.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
+    reflow.add_argument("--bootstrap", default=None,
+                        help="Kafka bootstrap servers (default: relay's kafka.bootstrap_servers)")
     reflow.add_argument("--topic", default=None, help="topic to watch (default: relay's route)")
-    reflow.add_argument("--timeout", type=float, default=900.0)
+    reflow.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds to wait with --wait before giving up (exit 1)")
     reflow.add_argument("--idle", type=float, default=3.0,
                         help="seconds without new records, once UltraCart is done, to finish")
     reflow.add_argument("--status-every", type=float, default=10.0,
@@ -413,16 +460,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("rotate-credentials", cmd_rotate,
         "new Basic pair for UltraCart, with relay accepting old and new during the switch")
 
-    auth = commands.add_parser("auth", help="UltraCart OAuth login")
+    auth = formatted(commands.add_parser(
+        "auth", help="UltraCart OAuth login", description="UltraCart OAuth tokens."
+    ))
     auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
-    login_parser = _with_config(auth_sub.add_parser("login", help="authorization-code login"))
+    login_parser = _with_config(auth_sub.add_parser(
+        "login", help="authorization-code login", description="authorization-code login"
+    ))
     login_parser.add_argument("--port", type=int, default=None,
                               help="local redirect port (default [ultracart.oauth] redirect_port)")
-    login_parser.add_argument("--timeout", type=float, default=300.0)
+    login_parser.add_argument("--timeout", type=float, default=300.0,
+                              help="seconds to wait for the browser's redirect")
     login_parser.set_defaults(handler=_guard(cmd_login))
-    auth_status = _with_config(auth_sub.add_parser("status", help="is a token stored and valid"))
+    auth_status = _with_config(auth_sub.add_parser(
+        "status", help="is a token stored and valid (exit 1 when not)",
+        description="is a token stored and valid (exit 1 when not)",
+    ))
     auth_status.set_defaults(handler=_guard(cmd_auth_status))
-    logout = _with_config(auth_sub.add_parser("logout", help="delete the stored token"))
+    logout = _with_config(auth_sub.add_parser(
+        "logout", help="delete the stored token", description="delete the stored token"
+    ))
     logout.set_defaults(handler=_guard(cmd_logout))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from relay.control.catalog import AVAILABLE_EXPANSIONS, category_of, supports_reflow
 from relay.control.desired import DesiredEvent, DesiredWebhook
@@ -58,6 +58,21 @@ class Plan:
     @property
     def differs(self) -> bool:
         return self.action != "noop"
+
+    def to_json(self) -> dict[str, Any]:
+        """For ``--json``. Leaves out ``body``: it carries the Basic password."""
+        return {
+            "action": self.action,
+            "differs": self.differs,
+            "url": self.url,
+            "webhook_oid": self.webhook_oid,
+            "owned": self.owned,
+            "changes": [
+                {"kind": c.kind, "subject": c.subject, "before": c.before, "after": c.after}
+                for c in self.changes
+            ],
+            "kept": list(self.kept),
+        }
 
     def render(self) -> str:
         if self.action == "create":

@@ -49,6 +49,16 @@ class ServerSettings(Table, frozen=True):
     max_header_bytes: int = 32 * 1024
     header_timeout_seconds: float = 10.0
     max_concurrent_connections: int = 1000
+    # HTTPS on the intake port when both are set (PEM; the certificate file may carry its
+    # chain after it). The admin port stays plain HTTP. See relay.tls.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    # How often the two files are read for a renewed certificate, loaded without a restart.
+    tls_reload_interval_seconds: float = 60.0
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
 
     def __post_init__(self) -> None:
         force_setattr(self, "log_level", self.log_level.lower())
@@ -75,6 +85,24 @@ class ServerSettings(Table, frozen=True):
             )
         if self.log_format not in {"json", "text"}:
             raise ValueError("server.log_format must be 'json' or 'text'")
+        self._check_tls()
+
+    def _check_tls(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            missing = "server.tls_key_file" if self.tls_cert_file else "server.tls_cert_file"
+            raise ValueError(
+                f"{missing} is not set: HTTPS needs both server.tls_cert_file and "
+                "server.tls_key_file (set neither for plain HTTP)"
+            )
+        if self.tls_reload_interval_seconds <= 0:
+            raise ValueError("server.tls_reload_interval_seconds must be above 0")
+        if self.tls_enabled:
+            # Imported here: relay.tls raises this package's ConfigError, so importing it at
+            # the top would be a cycle.
+            from relay.tls import check_pair
+
+            # Load the pair now, so check-config and serve refuse what could not be served.
+            check_pair(self.tls_cert_file, self.tls_key_file)
 
 
 class IntakeSettings(Table, frozen=True):

@@ -22,7 +22,7 @@ from relay.emulator.options import EmulatorOptions
 from relay.emulator.recording import Exchange
 from relay.emulator.store import EmulatorState
 from tests.control.contract import Contract
-from tests.control.servers import ServerThread
+from tests.support.server_thread import ServerThread
 
 SIMPLE_KEY = "test-simple-key-0123456789"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from relay.app import create_app
 from relay.settings import Settings
-from tests.control.servers import ServerThread
 from tests.fakes import FakeSink
+from tests.support.server_thread import ServerThread
 
 
 class Intake:

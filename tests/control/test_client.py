@@ -11,9 +11,10 @@ import pytest
 from relay.control.client import RetryPolicy, UltraCartClient
 from relay.control.credentials import SimpleKey
 from relay.control.errors import AuthenticationError, RateLimitedError, UltraCartError
-from relay.control.models import Webhook, WebhookLogSummary
+from relay.control.models import Webhook
 from relay.secrets import Secret
 from tests.control.conftest import SIMPLE_KEY, CliResult, Emulator, write_config
+from tests.support.waiting import wait_until
 
 RunCli = Callable[..., CliResult]
 
@@ -48,7 +49,7 @@ def test_every_operation_round_trips_within_the_contract(emulator: Emulator) -> 
     assert client.reflow(oid, "item_update") == {"event_name": "item_update", "queued": True}
     # Nothing listens on port 9: deliveries fail and are logged.
     emulator.admin("POST", "/_emulator/faults", {"statuses": []})
-    logs = _wait_for(lambda: list(client.log_summaries(oid)))
+    logs = wait_until(lambda: list(client.log_summaries(oid)), message="no delivery was logged")
     log = client.log(oid, str(logs[0].get("request_id")))
     assert log["success"] is False and log["status_code"] == 0
     client.delete_webhook(oid)
@@ -59,20 +60,6 @@ def test_every_operation_round_trips_within_the_contract(emulator: Emulator) -> 
         "insertWebhook", "updateWebhook", "resendEvent", "getWebhookLogSummaries",
         "getWebhookLog", "deleteWebhook", "deleteWebhookByUrl", "getWebhooks",
     }
-
-
-def _wait_for(
-    fetch: Callable[[], list[WebhookLogSummary]], timeout: float = 5.0
-) -> list[WebhookLogSummary]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = fetch()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("nothing arrived in time")
 
 
 def test_list_follows_result_set_paging(emulator: Emulator) -> None:

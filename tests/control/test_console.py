@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
+
 RELAY = [sys.executable, "-m", "relay"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
@@ -27,19 +21,17 @@ def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
          "--loopback-only"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )
+
+    def stats() -> bytes:
+        if emulator.poll() is not None:
+            raise RuntimeError(f"relay emulator exited with {emulator.returncode}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/stats", timeout=1) as a:
+            body: bytes = a.read()
+            return body
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/_emulator/stats", timeout=1
-                ) as answer:
-                    assert b'"items":3' in answer.read()
-                    break
-            except OSError:
-                if time.monotonic() > deadline or emulator.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        answer = wait_until(stats, 20, interval=0.1, message="no emulator", ignore=(OSError,))
+        assert b'"items":3' in answer
         (tmp_path / "basic").write_text("ultracart:console-pass\n")
         env = {
             **os.environ,
@@ -56,7 +48,7 @@ def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
                 text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
             )
 
-        assert relay("plan").returncode == 2
+        assert relay("plan", "--detailed-exitcode").returncode == 2
         applied = relay("apply")
         assert applied.returncode == 0, applied.stderr
         assert "Created webhook" in applied.stdout

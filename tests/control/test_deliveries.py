@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from tests.control.conftest import CliResult, Emulator, write_config
 from tests.control.intake import Intake
+from tests.support.waiting import wait_until
 
 RunCli = Callable[..., CliResult]
 PAIR = "ultracart:first-password-123"
@@ -24,14 +24,6 @@ def intake(tmp_path: Path) -> Iterator[Intake]:
     running = Intake(accepted).start()
     yield running
     running.stop()
-
-
-def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def configure(tmp_path: Path, emulator: Emulator, intake: Intake, extra: str = "") -> str:
@@ -53,11 +45,11 @@ def test_events_arrive_in_batches_of_maximum_events(
     config = configure(tmp_path, emulator, intake, extra)
     assert run_cli("webhooks", "apply", "--config", config).code == 0
     emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 25})
-    until(lambda: len(intake.sink.records) == 25)
+    wait_until(lambda: len(intake.sink.records) == 25)
     assert [len(batch) for batch in intake.sink.published] == [10, 10, 5]
     assert {r.topic for r in intake.sink.records} == {"ultracart.item_update"}
     [webhook] = emulator.state.webhooks.values()
-    until(lambda: webhook.statuses[200] == 3 and not webhook.queue)
+    wait_until(lambda: webhook.statuses[200] == 3 and not webhook.queue)
     assert dict(webhook.statuses) == {200: 3}
     if compress:
         body = json.loads(webhook.logs[0].get("request", ""))
@@ -72,7 +64,7 @@ def test_refused_deliveries_are_retried_then_logged_and_visible_in_status(
     assert run_cli("webhooks", "apply", "--config", config).code == 0
     emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 3})
     [webhook] = emulator.state.webhooks.values()
-    until(lambda: webhook.consecutive_failures >= 3)
+    wait_until(lambda: webhook.consecutive_failures >= 3)
     assert intake.sink.records == []
     status = run_cli("webhooks", "status", "--config", config, "--json")
     shown = json.loads(status.out)
@@ -85,12 +77,20 @@ def test_refused_deliveries_are_retried_then_logged_and_visible_in_status(
     assert "status          401 (FAILED)" in one.out
     assert "Authorization: ********" in one.out
     assert "not-the-password" not in one.out
+    as_json = run_cli("webhooks", "logs", "--failed", "--json", "--config", config)
+    summaries = json.loads(as_json.out)
+    assert request_id in [s["request_id"] for s in summaries]
+    assert not any(s["success"] for s in summaries)
+    delivery = json.loads(run_cli("webhooks", "log", request_id, "--json", "--config", config).out)
+    assert delivery["status_code"] == 401 and delivery["request_id"] == request_id
+    assert {"name": "Authorization", "value": "********"} in delivery["request_headers"]
+    assert "not-the-password" not in json.dumps(delivery)
 
     # Put the right pair back: the queued events go through on the next retry.
     (tmp_path / "ultracart-basic").write_text(PAIR + "\n")
     assert run_cli("webhooks", "apply", "--config", config).code == 0
-    until(lambda: len(intake.sink.records) == 3)
-    until(lambda: webhook.consecutive_failures == 0)
+    wait_until(lambda: len(intake.sink.records) == 3)
+    wait_until(lambda: webhook.consecutive_failures == 0)
     assert run_cli("webhooks", "logs", "--failed", "--since", "1h", "--config",
                    config).out.count("FAILED") >= 3
 
@@ -102,7 +102,7 @@ def test_reflow_resends_every_item(
     assert run_cli("webhooks", "apply", "--config", config).code == 0
     result = run_cli("webhooks", "reflow", "item_update", "--config", config)
     assert result.code == 0, result.err
-    until(lambda: len(intake.sink.records) == len(emulator.state.items))
+    wait_until(lambda: len(intake.sink.records) == len(emulator.state.items))
     keys = {r.key for r in intake.sink.records}
     assert keys == {str(item["merchant_item_oid"]).encode() for item in emulator.state.items}
     refused = run_cli("webhooks", "reflow", "customer_update", "--config", config)
@@ -119,7 +119,7 @@ def test_webhook_disabled_after_repeated_failures(
     assert run_cli("webhooks", "apply", "--config", config).code == 0
     emulator.admin("POST", "/_emulator/events", {"event_name": "item_update", "count": 1})
     [webhook] = emulator.state.webhooks.values()
-    until(lambda: webhook.disabled)
+    wait_until(lambda: webhook.disabled)
     status = run_cli("webhooks", "status", "--config", config)
     assert "YES: UltraCart stopped delivering" in status.out
     # apply re-enables it once the credentials are right again.
@@ -127,4 +127,4 @@ def test_webhook_disabled_after_repeated_failures(
     plan = run_cli("webhooks", "plan", "--config", config)
     assert "~ disabled: true -> false" in plan.out
     assert run_cli("webhooks", "apply", "--config", config).code == 0
-    until(lambda: len(intake.sink.records) == 1)
+    wait_until(lambda: len(intake.sink.records) == 1)

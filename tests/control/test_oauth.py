@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.control.conftest import CliResult, Emulator, write_config
+from relay.control.client import UltraCartClient
+from relay.control.credentials import OAuthBearer
+from relay.control.oauth import OAuthApp, TokenEndpoint, TokenStore
+from relay.control.transport import UrllibTransport
+from tests.control.conftest import FAST, CliResult, Emulator, write_config
+from tests.support.waiting import wait_until
 
 RunCli = Callable[..., CliResult]
+WEBHOOK_URL = "https://relay.example.com/webhooks/ultracart"  # write_config's default
 
 
 def oauth_config(tmp_path: Path, emulator: Emulator) -> tuple[Path, Path]:
@@ -38,13 +44,13 @@ def login(run_cli: RunCli, capsys: pytest.CaptureFixture[str], config: Path) -> 
                                               "--timeout", "10"))
     )
     thread.start()
-    printed = ""
-    deadline = time.monotonic() + 10
-    while "response_type=code" not in printed and time.monotonic() < deadline:
-        time.sleep(0.05)
-        printed += capsys.readouterr().err
-    url = re.search(r"(http://\S+/oauth/authorize\?\S+)", printed)
-    assert url, printed
+    printed: list[str] = []
+
+    def authorize_url() -> re.Match[str] | None:
+        printed.append(capsys.readouterr().err)
+        return re.search(r"(http://\S+/oauth/authorize\?\S+)", "".join(printed))
+
+    url = wait_until(authorize_url, message="relay auth login printed no URL")
     # The emulator approves at once and redirects to relay's local callback.
     with urllib.request.urlopen(url.group(1), timeout=10) as answer:
         assert answer.status == 200
@@ -53,13 +59,19 @@ def login(run_cli: RunCli, capsys: pytest.CaptureFixture[str], config: Path) -> 
     return results[0]
 
 
+class Clock:
+    """The client's wall clock, moved on by the test instead of waited out."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 def test_login_stores_a_private_token_and_refreshes_it_before_expiry(
-    start_emulator: Callable[..., Emulator],
-    run_cli: RunCli,
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
+    emulator: Emulator, run_cli: RunCli, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    emulator = start_emulator(token_ttl_seconds=3.0)
     config, token_file = oauth_config(tmp_path, emulator)
     assert run_cli("auth", "status", "--config", str(config)).code == 1  # not logged in
 
@@ -73,13 +85,27 @@ def test_login_stores_a_private_token_and_refreshes_it_before_expiry(
     assert applied.code == 0, applied.err
     assert emulator.exchanges[-1].request_headers["authorization"].startswith("Bearer emu-at-")
 
-    time.sleep(3.0)  # past expiry: the next call refreshes first, and never sees a 401
-    listed = run_cli("webhooks", "list", "--config", str(config))
-    assert listed.code == 0, listed.err
-    assert emulator.state.oauth.refresh_grants == 1
+    # The token's lifetime on, for the client and for UltraCart alike.
+    clock = Clock()
+    clock.offset = FAST.token_ttl_seconds
+    grants = emulator.state.oauth
+    grants.access = dict.fromkeys(grants.access, time.time() - 1)
+    endpoint = TokenEndpoint(emulator.base_url, OAuthApp("emulator-client"), UrllibTransport(), 5)
+    client = UltraCartClient(
+        emulator.base_url, OAuthBearer(TokenStore(token_file), endpoint, clock=clock), timeout=5
+    )
+    # Past expiry: the next call refreshes first, and never sees a 401.
+    assert [w["webhook_url"] for w in client.list_webhooks()] == [WEBHOOK_URL]
+    assert grants.refresh_grants == 1
     assert all(e.status == 200 for e in emulator.exchanges)
     assert token_file.read_text() != first_token  # new tokens written back at once
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+    # The CLI goes on with the refreshed token from the file, without another refresh.
+    listed = run_cli("webhooks", "list", "--config", str(config))
+    assert listed.code == 0, listed.err
+    assert grants.refresh_grants == 1
+    assert all(e.status == 200 for e in emulator.exchanges)
     # Secrets stay out of what the CLI prints.
     assert "emu-at-" not in listed.out + listed.err + applied.out + applied.err
 

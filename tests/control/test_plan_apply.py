@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +21,11 @@ def test_plan_then_apply_creates_and_second_apply_changes_nothing(
 ) -> None:
     config = str(write_config(tmp_path / "webhooks.toml", emulator))
 
-    plan = run_cli("webhooks", "plan", "--config", config)
+    plan = run_cli("webhooks", "plan", "--config", config, "--detailed-exitcode")
     assert plan.code == 2, plan.err
     assert "will be created" in plan.out
+    # Without --detailed-exitcode drift is not a failure: 0, and 2 stays argparse's.
+    assert run_cli("webhooks", "plan", "--config", config).code == 0
     assert "+ subscribe order_create (expansion: billing,item,summary" in plan.out
 
     first = run_cli("webhooks", "apply", "--config", config)
@@ -33,13 +36,17 @@ def test_plan_then_apply_creates_and_second_apply_changes_nothing(
     assert webhook.subscriptions["order_create"].expansion == "billing,item,summary"
     assert webhook.settings["maximum_events"] == 10
 
+    as_json = json.loads(run_cli("webhooks", "plan", "--config", config, "--json").out)
+    assert as_json["action"] == "noop" and as_json["differs"] is False
+    assert as_json["webhook_oid"] == 1001 and as_json["changes"] == []
+
     before = len(emulator.exchanges)
     second = run_cli("webhooks", "apply", "--config", config)
     assert second.code == 0, second.err
     assert "No changes" in second.out
     # Idempotent: the second apply only read.
     assert {e.method for e in emulator.exchanges[before:]} == {"GET"}
-    assert run_cli("webhooks", "plan", "--config", config).code == 0
+    assert run_cli("webhooks", "plan", "--config", config, "--detailed-exitcode").code == 0
     assert _writes(emulator) == ["insertWebhook"]
     assert len(emulator.state.webhooks) == 1
 
@@ -56,17 +63,27 @@ def test_apply_updates_what_changed_in_the_config(
         events='[[webhook.events]]\nname = "item_update"\nexpansion = "pricing"\n'
         'event_ruler = \'{"merchant_item_id": [{"prefix": "SKU-"}]}\'\n',
     )
-    plan = run_cli("webhooks", "plan", "--config", str(path))
+    plan = run_cli("webhooks", "plan", "--config", str(path), "--detailed-exitcode")
     assert plan.code == 2
     assert "~ compress_events: false -> true" in plan.out
     assert "~ item_update expansion: none -> pricing" in plan.out
     assert "- unsubscribe order_create" in plan.out  # relay created it: full convergence
-    assert run_cli("webhooks", "apply", "--config", str(path)).code == 0
+    planned = json.loads(run_cli("webhooks", "plan", "--config", str(path), "--json").out)
+    assert planned["action"] == "update" and planned["differs"] is True
+    assert {"kind": "unsubscribe", "subject": "order_create", "before": "", "after": ""} in (
+        planned["changes"]
+    )
+    applied = run_cli("webhooks", "apply", "--config", str(path), "--json")
+    assert applied.code == 0, applied.err
+    result = json.loads(applied.out)  # one document: nothing else on stdout
+    assert result["result"] == "updated" and result["webhook_oid"] == planned["webhook_oid"]
+    assert result["plan"]["changes"] == planned["changes"]
+    assert "basic_password" not in applied.out
     [webhook] = emulator.state.webhooks.values()
     assert list(webhook.subscriptions) == ["item_update"]
     assert webhook.subscriptions["item_update"].event_ruler is not None
     assert webhook.settings["compress_events"] is True
-    assert run_cli("webhooks", "plan", "--config", str(path)).code == 0
+    assert run_cli("webhooks", "plan", "--config", str(path), "--detailed-exitcode").code == 0
 
 
 def test_apply_adopts_an_existing_webhook_with_the_same_url(
@@ -85,7 +102,7 @@ def test_apply_adopts_an_existing_webhook_with_the_same_url(
     manual.subscriptions = {"customer_update": Subscription(), "item_update": Subscription()}
     config = str(write_config(tmp_path / "webhooks.toml", emulator))
 
-    plan = run_cli("webhooks", "plan", "--config", config)
+    plan = run_cli("webhooks", "plan", "--config", config, "--detailed-exitcode")
     assert plan.code == 2
     assert f"oid {manual.webhook_oid}, adopted" in plan.out
     assert "= keep customer_update" in plan.out

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from tests.control.conftest import CliResult, Emulator, write_config
 from tests.control.intake import Intake
+from tests.support.waiting import wait_until
 
 RunCli = Callable[..., CliResult]
 OLD = "ultracart:old-password-123456"
+# Deliveries relay must accept before the rotation starts, and again after it ended.
+FLOWING = 5
 
 
 def test_rotation_keeps_every_delivery_accepted(
@@ -49,20 +52,28 @@ def test_rotation_keeps_every_delivery_accepted(
                 sent[0] += 1
                 time.sleep(0.02)
 
+        def accepted_more_than(count: int) -> Callable[[], bool]:
+            return lambda: len(intake.sink.records) >= count + FLOWING
+
         producer = threading.Thread(target=trickle)
         producer.start()
-        time.sleep(0.3)
-        result = run_cli("webhooks", "rotate-credentials", "--config", config)
-        time.sleep(0.3)
-        stop.set()
-        producer.join(5)
+        try:
+            wait_until(accepted_more_than(0), message="deliveries did not flow before")
+            result = run_cli("webhooks", "rotate-credentials", "--config", config)
+            wait_until(
+                accepted_more_than(len(intake.sink.records)),
+                message="deliveries did not flow after the rotation",
+            )
+        finally:
+            stop.set()
+            producer.join(5)
         assert result.code == 0, result.err
 
-        deadline = time.monotonic() + 10
-        while (webhook.queue or len(intake.sink.records) < sent[0]) and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.02)
+        wait_until(
+            lambda: not webhook.queue and len(intake.sink.records) >= sent[0],
+            interval=0.02,
+            message="the emulator did not deliver every event",
+        )
         assert len(intake.sink.records) == sent[0]
         assert sent[0] > 20  # deliveries really flowed throughout
         assert set(webhook.statuses) == {200}, webhook.statuses  # not a single 401

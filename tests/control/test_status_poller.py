@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,9 +16,10 @@ from relay.control.status_poller import StatusPoller, WebhookStatusGauges
 from relay.settings import ConfigError as SettingsError
 from relay.settings import Settings, StatusPollSettings
 from tests.control.conftest import SIMPLE_KEY, Emulator
-from tests.control.servers import ServerThread
 from tests.control.test_client import make_client
 from tests.fakes import FakeSink
+from tests.support.server_thread import ServerThread
+from tests.support.waiting import wait_until
 
 URL = "https://relay.example.com/webhooks/ultracart"
 
@@ -77,13 +77,14 @@ def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Pat
         }
     )
     with ServerThread(create_app(settings, sink=FakeSink())) as server:
-        deadline = time.monotonic() + 10
-        text = ""
-        while f'relay_ultracart_webhook_pending{{webhook_oid="{oid}"}}' not in text:
-            assert time.monotonic() < deadline, text[-2000:]
-            time.sleep(0.1)
+
+        def scrape_with_gauges() -> str:
             with urllib.request.urlopen(server.url + "/metrics", timeout=5) as answer:
-                text = answer.read().decode()
+                text: str = answer.read().decode()
+            polled = f'relay_ultracart_webhook_pending{{webhook_oid="{oid}"}}' in text
+            return text if polled else ""
+
+        text = wait_until(scrape_with_gauges, interval=0.1, message="no gauges were exported")
     assert f'relay_ultracart_webhook_disabled{{webhook_oid="{oid}"}} 0.0' in text
 
 

@@ -7,6 +7,7 @@ fails with that instruction rather than skipping, so CI cannot pass without them
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -18,6 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "deploy" / "helm" / "relay"
@@ -172,3 +177,33 @@ def exported_series_names(families: Iterable[tuple[str, str]]) -> set[str]:
     for name, kind in families:
         names.update(name + suffix for suffix in suffixes[kind])
     return names
+
+
+def write_self_signed_pair(directory: Path) -> tuple[str, str]:
+    """A throwaway certificate and key, for settings that load the pair they are given."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("relay.example.com")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = directory / "tls.crt"
+    key_file = directory / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    return str(cert_file), str(key_file)

@@ -10,9 +10,12 @@ misspelt field fails here instead of being pruned silently by the API server.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import math
+import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +23,15 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate.utils as kubernetes_schemas  # type: ignore[import-untyped]
+import msgspec.inspect as mi
 import pytest
 import yaml
 
+from relay.control.desired import load as load_webhooks
 from relay.kafka.client_config import producer_config
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
+from relay.settings.coerce import unwrap
+from tests.deploy.fake_kube import FakeKube, fake_kube
 from tests.deploy.support import (
     CHART_DIR,
     KUBE_VERSIONS,
@@ -38,6 +45,7 @@ from tests.deploy.support import (
     pod_spec,
     render_chart,
     run_tool,
+    write_self_signed_pair,
 )
 
 NAME = "relay"  # release "relay" of chart "relay": every object is called "relay..."
@@ -74,6 +82,11 @@ EVERYTHING: dict[str, Any] = {
     **copy.deepcopy(SASL),
     **MONITORING,
     "spool": {"enabled": True, "persistence": {"storageClassName": "gp3", "size": "20Gi"}},
+    # The chart refuses the autoscaler with the spool (scaling down strands spooled records).
+    "autoscaling": {"enabled": False},
+    "replicaCount": 3,
+    "tls": {"enabled": True, "secretName": "relay-tls"},
+    "control": {"enabled": True},
     "createTopics": {"enabled": True},
     "ingress": {
         "enabled": True,
@@ -95,7 +108,7 @@ EVERYTHING["config"] = {
 }
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "spool": {"spool": {"enabled": True}},
+    "spool": {"spool": {"enabled": True}, "autoscaling": {"enabled": False}, "replicaCount": 2},
     "sasl-and-secrets": SASL,
     "autoscaling-off": {
         "autoscaling": {"enabled": False},
@@ -216,7 +229,14 @@ def test_schema_validation_catches_mistakes(rendered: dict[str, list[Manifest]])
 
 def test_helm_lint_passes(helm: Path) -> None:
     run_tool([helm, "lint", "--strict", CHART_DIR])
-    run_tool([helm, "lint", "--strict", CHART_DIR, "--set", "spool.enabled=true"])
+    # helm lint reports a template's fail() only as INFO, so lint the spool variant as it
+    # can be installed: without the autoscaler.
+    run_tool([helm, "lint", "--strict", CHART_DIR,
+              "--set", "spool.enabled=true", "--set", "autoscaling.enabled=false"])  # fmt: skip
+    run_tool([helm, "lint", "--strict", CHART_DIR, "--set", "control.enabled=true",
+              "--set", "ultracart.simpleKey.existingSecret=ultracart-api",
+              "--set", "control.webhooks.webhook.url=https://relay.example.com/webhooks/ultracart",
+              "--set", "tls.enabled=true", "--set", "tls.secretName=relay-tls"])  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -225,23 +245,23 @@ def test_helm_lint_passes(helm: Path) -> None:
         (
             "defaults",
             {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
-             "PodDisruptionBudget", "Service", "ServiceAccount"},
+             "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"},
         ),
         (
             "spool",
-            {"ConfigMap", "StatefulSet", "HorizontalPodAutoscaler", "NetworkPolicy",
-             "PodDisruptionBudget", "Service", "ServiceAccount"},
+            {"ConfigMap", "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "Secret",
+             "Service", "ServiceAccount"},
         ),
         (
             "autoscaling-off",
-            {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service",
-             "ServiceAccount"},
+            {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret",
+             "Service", "ServiceAccount"},
         ),
         (
             "everything",
-            {"ConfigMap", "StatefulSet", "HorizontalPodAutoscaler", "NetworkPolicy",
-             "PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor",
-             "PrometheusRule", "Ingress", "Job"},
+            {"ConfigMap", "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "Service",
+             "ServiceAccount", "ServiceMonitor", "PrometheusRule", "Ingress", "Job", "CronJob",
+             "Role", "RoleBinding"},
         ),
     ],
 )  # fmt: skip
@@ -250,22 +270,36 @@ def test_each_value_set_renders_its_kinds(
 ) -> None:
     manifests = rendered[value_set]
     assert {m["kind"] for m in manifests} == expected
-    # Secrets are referenced, never created from values.
-    assert not by_kind(manifests, "Secret")
+    # The only Secret the chart may create is the intake credentials, and only when no
+    # existing one is named; every other secret is referenced.
+    created = [m["metadata"]["name"] for m in by_kind(manifests, "Secret")]
+    expected_secrets = [] if "existingSecret" in VALUE_SETS[value_set].get("auth", {}) else [
+        f"{NAME}-basic-auth"
+    ]
+    assert created == expected_secrets
 
 
 def _pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
     for manifest in manifests:
+        where = f"{manifest['kind']}/{manifest['metadata']['name']}"
         if manifest["kind"] in ("Deployment", "StatefulSet", "Job"):
-            yield f"{manifest['kind']}/{manifest['metadata']['name']}", pod_spec(manifest)
+            yield where, pod_spec(manifest)
+        elif manifest["kind"] == "CronJob":
+            yield where, manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_pods_run_hardened(rendered: dict[str, list[Manifest]], value_set: str) -> None:
     pods = list(_pod_specs(rendered[value_set]))
     assert pods
+    relay_account = pod_spec(workload(rendered[value_set]))["serviceAccountName"]
     for where, spec in pods:
-        assert spec["automountServiceAccountToken"] is False, where
+        if where.startswith("CronJob/"):
+            # The control Jobs alone get a token, for their own account (a Role on one Secret).
+            assert spec["automountServiceAccountToken"] is True, where
+            assert spec["serviceAccountName"] == f"{NAME}-control" != relay_account, where
+        else:
+            assert spec["automountServiceAccountToken"] is False, where
         pod_security = spec["securityContext"]
         assert pod_security["runAsNonRoot"] is True, where
         assert pod_security["runAsUser"] != 0, where
@@ -281,7 +315,10 @@ def test_pods_run_hardened(rendered: dict[str, list[Manifest]], value_set: str) 
             assert container["resources"]["limits"]["memory"], where
             for variable in container.get("env", []):
                 # Secret material arrives only through secretKeyRef, never as a literal.
-                if any(word in variable["name"] for word in ("PASSWORD", "SECRET", "KEY")):
+                if variable["name"].endswith("_FILE"):
+                    # A path to a mounted Secret (the TLS key, say), not the secret itself.
+                    assert variable["value"].startswith("/etc/relay/"), variable["name"]
+                elif any(word in variable["name"] for word in ("PASSWORD", "SECRET", "KEY")):
                     assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
 
 
@@ -332,6 +369,14 @@ def test_relay_accepts_the_rendered_config(
     for variable in relay_container(manifests).get("env", []):
         # Secrets are stand-ins here; what matters is that each lands on a real setting.
         env[variable["name"]] = variable.get("value", f"secret-{variable['name'].lower()}")
+    if "RELAY_SERVER__TLS_CERT_FILE" in env:
+        # relay loads the pair when it reads its settings: a real one, where the pod has it.
+        cert, key = write_self_signed_pair(tmp_path)
+        assert (env["RELAY_SERVER__TLS_CERT_FILE"], env["RELAY_SERVER__TLS_KEY_FILE"]) == (
+            "/etc/relay/tls/tls.crt",
+            "/etc/relay/tls/tls.key",
+        )
+        env["RELAY_SERVER__TLS_CERT_FILE"], env["RELAY_SERVER__TLS_KEY_FILE"] = cert, key
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # the [ultracart] poller reads its key from os.environ
     settings = Settings.load(config_file, env=env)
@@ -500,3 +545,341 @@ def test_spool_with_several_workers_is_refused(helm: Path) -> None:
 def test_chart_claims_the_kubernetes_versions_it_is_tested_on() -> None:
     chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text(encoding="utf-8"))
     assert chart["kubeVersion"] == f">={KUBE_VERSIONS[0]}-0"
+
+
+# The intake credentials Secret.
+
+
+def _data(secret: Manifest) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
+
+def test_the_chart_creates_the_basic_secret_and_keeps_it(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    manifests = rendered["defaults"]
+    secret = one(manifests, "Secret", f"{NAME}-basic-auth")
+    # An uninstall leaves it: UltraCart is configured with what it holds.
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    data = _data(secret)
+    assert re.fullmatch(r"ultracart:[A-Za-z0-9]{48}", data["credentials"])
+    assert data["webhook"] == data["credentials"]  # the pair UltraCart is to send
+    volume = next(v for v in pod_spec(workload(manifests))["volumes"] if v["name"] == "basic-auth")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume["secret"]["items"] == [{"key": "credentials", "path": "credentials"}]
+
+
+def test_basic_secret_from_values(helm: Path) -> None:
+    pairs = "ultracart:one-password\nultracart-next:two-password\n"
+    manifests = render_chart(helm, {"auth": {"credentials": pairs}})
+    assert _data(one(manifests, "Secret", f"{NAME}-basic-auth")) == {"credentials": pairs}
+
+
+def test_basic_secret_from_values_or_existing_not_both(helm: Path) -> None:
+    result = helm_template(
+        helm, {"auth": {"credentials": "ultracart:pw", "existingSecret": "mine"}}
+    )
+    assert result.returncode != 0
+    assert "auth.credentials and auth.existingSecret exclude each other" in result.stderr
+
+
+def _install_dry_run(
+    helm: Path, kube: FakeKube, directory: Path, values: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """``helm install --dry-run=server`` against the fake API: lookup answers from it."""
+    values_file = directory / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return subprocess.run(
+        [str(helm), "install", NAME, str(CHART_DIR), "--namespace", "relay",
+         "--kubeconfig", str(kube.kubeconfig(directory)), "--dry-run=server",
+         "--disable-openapi-validation", "--output", "json", "--values", str(values_file)],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+
+
+def _in_cluster(kube: FakeKube) -> None:
+    # What every namespace of a real cluster holds; the chart's "is there a cluster" test.
+    kube.put("relay", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "kube-root-ca.crt"}, "data": {}})
+
+
+def _secret(name: str, data: dict[str, str], **metadata: Any) -> dict[str, Any]:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": name, **metadata}, "data": encoded}  # fmt: skip
+
+
+def test_a_missing_existing_secret_fails_the_install(helm: Path, tmp_path: Path) -> None:
+    with fake_kube() as kube:
+        _in_cluster(kube)
+        missing = _install_dry_run(helm, kube, tmp_path, {"auth": {"existingSecret": "mine"}})
+        kube.put("relay", "secrets", _secret("mine", {"other": "x"}))
+        wrong_key = _install_dry_run(helm, kube, tmp_path, {"auth": {"existingSecret": "mine"}})
+        kube.put("relay", "secrets", _secret("mine", {"credentials": "ultracart:pw\n"}))
+        present = _install_dry_run(helm, kube, tmp_path, {"auth": {"existingSecret": "mine"}})
+    assert missing.returncode != 0
+    assert 'auth.existingSecret: Secret "mine" not found in namespace "relay"' in missing.stderr
+    assert "kubectl -n relay create secret generic mine --from-literal=credentials=" in (
+        missing.stderr
+    )
+    assert wrong_key.returncode != 0
+    assert 'Secret "mine" has no key "credentials"' in wrong_key.stderr
+    assert present.returncode == 0, present.stderr
+    manifests = [m for m in yaml.safe_load_all(json.loads(present.stdout)["manifest"]) if m]
+    assert not by_kind(manifests, "Secret")  # named, so not created
+    assert pod_spec(workload(manifests))["volumes"][1]["secret"]["secretName"] == "mine"
+
+
+def test_without_a_cluster_the_existing_secret_cannot_be_checked(helm: Path) -> None:
+    """helm template has no cluster to ask: it renders, and docs/deploy.md says so."""
+    manifests = render_chart(helm, {"auth": {"existingSecret": "mine"}})
+    assert not by_kind(manifests, "Secret")
+
+
+def test_an_upgrade_keeps_the_live_generated_secret(helm: Path, tmp_path: Path) -> None:
+    """What lookup finds is rendered back as it is (including what rotation wrote), and a
+    Secret left behind by `helm uninstall` (resource-policy keep) is taken over again."""
+    live = {"credentials": "ultracart:kept-one\nrelay-1a2b:rotated\n",
+            "webhook": "relay-1a2b:rotated\n", "control-state": '{"webhooks": {}}'}  # fmt: skip
+    with fake_kube() as kube:
+        _in_cluster(kube)
+        kube.put("relay", "secrets", _secret(
+            f"{NAME}-basic-auth", live,
+            labels={"app.kubernetes.io/managed-by": "Helm"},
+            annotations={"meta.helm.sh/release-name": NAME,
+                         "meta.helm.sh/release-namespace": "relay",
+                         "helm.sh/resource-policy": "keep"},
+        ))  # fmt: skip
+        result = _install_dry_run(helm, kube, tmp_path, {})
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(json.loads(result.stdout)["manifest"]) if m]
+    assert _data(one(manifests, "Secret", f"{NAME}-basic-auth")) == live
+
+
+# Autoscaling and the spool.
+
+
+def test_autoscaling_with_the_spool_is_refused(helm: Path) -> None:
+    result = helm_template(helm, {"spool": {"enabled": True}})  # autoscaling is on by default
+    assert result.returncode != 0
+    assert "autoscaling.enabled and spool.enabled exclude each other" in result.stderr
+    assert "retained volumes" in result.stderr
+
+
+# values.schema.json and relay's own settings.
+
+# Keys relay has that the chart sets itself, so values.schema.json leaves them out of
+# config: secrets come from Secrets, the spool's switch and path from spool.*.
+CHART_OWNED_KEYS = {
+    "auth.basic_credentials",
+    "auth.basic_credentials_file",
+    "auth.signature.secrets",
+    "spool.enabled",
+    "spool.directory",
+}
+# Tables whose keys are the user's (names of events, librdkafka options), not relay's.
+OPEN_TABLES = {"kafka.librdkafka", "topics.events", "keys"}
+
+
+def _schema_keys(node: dict[str, Any], prefix: str = "") -> set[str]:
+    keys = set()
+    assert node.get("additionalProperties") is False, f"config{prefix or ''} is open"
+    for name, child in node["properties"].items():
+        path = f"{prefix}.{name}".lstrip(".")
+        keys.add(path)
+        if child.get("type") == "object" and path not in OPEN_TABLES:
+            keys |= _schema_keys(child, f".{path}")
+    return keys
+
+
+def _relay_keys() -> set[str]:
+    """Every key relay's settings loader reads, from its schema."""
+    keys: set[str] = set()
+
+    def walk(node: mi.Type, prefix: str) -> None:
+        node = unwrap(node)
+        if not isinstance(node, mi.StructType):
+            return
+        for field in node.fields:
+            path = f"{prefix}.{field.encode_name}".lstrip(".")
+            keys.add(path)
+            if path not in OPEN_TABLES:
+                walk(field.type, path)
+
+    walk(mi.type_info(Settings), "")
+    return keys
+
+
+def _unknown_to_relay(key: str) -> bool:
+    """Does relay's loader call ``key`` unknown? Other complaints (types) do not count."""
+    *tables, leaf = key.split(".")
+    raw: dict[str, Any] = {leaf: {} if key in OPEN_TABLES else "x"}
+    for table in reversed(tables):
+        raw = {table: raw}
+    if tables[:1] == ["ultracart"]:
+        raw["ultracart"]["enabled"] = True  # relay checks [ultracart] keys only when on
+    try:
+        Settings.from_mapping(raw)
+    except ConfigError as error:
+        return "unknown" in str(error)
+    return False
+
+
+def test_the_values_schema_lists_exactly_relays_config_keys() -> None:
+    """values.schema.json closes config with relay's own keys; this fails when relay gains,
+    loses or renames a setting and the schema does not follow (or the other way round)."""
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text(encoding="utf-8"))
+    in_schema = _schema_keys(schema["properties"]["config"])
+    in_relay = _relay_keys()
+    example = tomllib.loads((REPO_ROOT / "config" / "relay.toml").read_text(encoding="utf-8"))
+
+    def flatten(table: dict[str, Any], prefix: str = "") -> set[str]:
+        found = set()
+        for name, value in table.items():
+            path = f"{prefix}{name}"
+            found.add(path)
+            if isinstance(value, dict) and path not in OPEN_TABLES:
+                found |= flatten(value, f"{path}.")
+        return found
+
+    # The settings types and the documented example agree, and relay's loader takes them.
+    assert flatten(example) <= in_relay, flatten(example) - in_relay
+    assert CHART_OWNED_KEYS.issubset(in_relay)
+    assert in_schema == in_relay - CHART_OWNED_KEYS, {
+        "in the schema, not in relay": sorted(in_schema - in_relay),
+        "in relay, not in the schema": sorted(in_relay - CHART_OWNED_KEYS - in_schema),
+    }
+    assert [k for k in sorted(in_schema) if _unknown_to_relay(k)] == []
+    assert _unknown_to_relay("server.prot") and _unknown_to_relay("ultracart.oauth.client")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"server": {"prot": 8080}},
+        {"kafka": {"bootstrap_server": "kafka:9092"}},
+        {"spool": {"fsynk": "always"}},
+        {"auth": {"signature": {"tolerance": 300}}},
+        {"ultracart": {"oauth": {"client": "x"}}},
+        {"topics": {"patterns": [{"match": "order_*", "topik": "orders"}]}},
+        {"metrics": {}},
+    ],
+)
+def test_a_misspelt_config_key_fails_helm(helm: Path, config: dict[str, Any]) -> None:
+    result = helm_template(helm, {"config": config})
+    assert result.returncode != 0
+    assert "additional properties" in result.stderr and "not allowed" in result.stderr
+
+
+# HTTPS from a kubernetes.io/tls Secret.
+
+
+def test_tls_secret_is_mounted_and_named_to_relay(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["everything"]
+    container = relay_container(manifests)
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert env["RELAY_SERVER__TLS_CERT_FILE"] == "/etc/relay/tls/tls.crt"
+    assert env["RELAY_SERVER__TLS_KEY_FILE"] == "/etc/relay/tls/tls.key"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert mount == {"name": "tls", "mountPath": "/etc/relay/tls", "readOnly": True}  # no subPath
+    volume = next(v for v in pod_spec(workload(manifests))["volumes"] if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "relay-tls"
+    assert {i["key"] for i in volume["secret"]["items"]} == {"tls.crt", "tls.key"}
+    # Same ports as plain HTTP; the probes stay on the plain-HTTP admin port.
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8080, "admin": 9090}
+    assert container["readinessProbe"]["httpGet"]["port"] == "admin"
+    assert not [m for m in relay_container(rendered["defaults"])["volumeMounts"]
+                if m["name"] == "tls"]  # fmt: skip
+
+
+def test_tls_needs_a_secret_name(helm: Path) -> None:
+    result = helm_template(helm, {"tls": {"enabled": True}})
+    assert result.returncode != 0
+    assert "tls.secretName is required when tls.enabled" in result.stderr
+
+
+# relay webhooks apply / rotate-credentials as CronJobs.
+
+CONTROL: dict[str, Any] = {
+    "control": {"enabled": True},
+    "ultracart": {"simpleKey": {"existingSecret": "ultracart-api"}},
+    "ingress": {"enabled": True, "hosts": [{"host": "relay.example.com"}]},
+}
+
+
+def test_control_cronjobs_render_with_least_privilege(
+    rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    manifests = rendered["everything"]
+    secret_name = VALUE_SETS["everything"]["auth"]["existingSecret"]
+    jobs = {j["metadata"]["name"]: j for j in by_kind(manifests, "CronJob")}
+    assert set(jobs) == {f"{NAME}-control-apply", f"{NAME}-control-rotate-credentials"}
+    for command, job in (("apply", jobs[f"{NAME}-control-apply"]),
+                         ("rotate-credentials", jobs[f"{NAME}-control-rotate-credentials"])):
+        assert job["spec"]["suspend"] is True and job["spec"]["concurrencyPolicy"] == "Forbid"
+        (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        args = container["command"]
+        assert args[:2] == ["python", "/etc/relay/control/kube-control.py"]
+        assert args[args.index("--secret") + 1] == secret_name
+        assert args[args.index("--") + 1:] == [
+            "relay", "webhooks", command, "--config", "/etc/relay/control/webhooks.toml"
+        ]
+        env = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in container["env"]}
+        assert env == {"ULTRACART_SIMPLE_KEY": "ultracart-api"}
+    assert jobs[f"{NAME}-control-rotate-credentials"]["spec"]["jobTemplate"]["spec"][
+        "backoffLimit"] == 0  # fmt: skip
+    # The one Secret relay's pods mount, get and patch only.
+    (rule,) = one(manifests, "Role")["rules"]
+    assert rule == {"apiGroups": [""], "resources": ["secrets"],
+                    "resourceNames": [secret_name], "verbs": ["get", "patch"]}  # fmt: skip
+    binding = one(manifests, "RoleBinding")
+    assert binding["subjects"][0]["name"] == f"{NAME}-control"
+    basic = next(v for v in pod_spec(workload(manifests))["volumes"] if v["name"] == "basic-auth")
+    assert basic["secret"]["secretName"] == secret_name
+
+    # The ConfigMap carries the wrapper as written and a webhooks.toml relay accepts.
+    config_map = one(manifests, "ConfigMap", f"{NAME}-control")
+    wrapper = (CHART_DIR / "files" / "kube-control.py").read_text(encoding="utf-8")
+    assert config_map["data"]["kube-control.py"].strip() == wrapper.strip()
+    webhooks = tmp_path / "webhooks.toml"
+    webhooks.write_text(config_map["data"]["webhooks.toml"], encoding="utf-8")
+    basic_file = tmp_path / "ultracart-basic"
+    basic_file.write_text("ultracart:pw\n", encoding="utf-8")
+    env_map = {"ULTRACART_SIMPLE_KEY": "k",
+               "WEBHOOKS_WEBHOOK__BASIC__CREDENTIALS_FILE": str(basic_file)}  # fmt: skip
+    loaded = load_webhooks(webhooks, env_map)
+    assert loaded.webhook.url == "https://relay.example.com/webhooks/ultracart"  # from ingress
+    assert loaded.control.relay_credentials_file == Path("/var/lib/relay-control/relay-credentials")
+    assert loaded.control.state_file == Path("/var/lib/relay-control/state.json")
+    # Above kubelet's sync period plus its cache delay (a minute each by default).
+    assert loaded.control.reload_wait_seconds >= 120
+    assert [e.name for e in loaded.webhook.events] == ["order_create", "order_update",
+                                                       "item_update"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({**CONTROL, "auth": {"credentials": "ultracart:pw"}},
+         "control.enabled cannot be combined with auth.credentials"),
+        ({**CONTROL, "ultracart": {"simpleKey": {"existingSecret": ""}}},
+         "control.enabled needs ultracart.simpleKey.existingSecret"),
+        ({**CONTROL, "ingress": {"enabled": False}}, "control.webhooks.webhook.url is required"),
+    ],
+)  # fmt: skip
+def test_control_refuses_what_cannot_work(
+    helm: Path, values: dict[str, Any], message: str
+) -> None:
+    result = helm_template(helm, values)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_control_with_a_generated_secret_validates(helm: Path, kube_version: str) -> None:
+    manifests = render_chart(helm, CONTROL, kube_version=kube_version)
+    for manifest in manifests:
+        validate(manifest, kube_version)
+    (rule,) = one(manifests, "Role")["rules"]
+    assert rule["resourceNames"] == [f"{NAME}-basic-auth"]

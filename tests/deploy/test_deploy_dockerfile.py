@@ -198,3 +198,28 @@ def test_build_context_holds_what_the_dockerfile_copies(ignore_patterns: list[st
         assert not _allowed(secretish, ignore_patterns), f"{secretish} would enter the image"
     assert not _allowed("relay/__pycache__/app.cpython-311.pyc", ignore_patterns)
     assert _allowed("relay/app.py", ignore_patterns)
+
+
+def test_dependencies_come_from_the_lock_with_hashes() -> None:
+    build = stages()[0]
+    copies = [i.args for i in build if i.keyword == "COPY"]
+    runs = [i.args for i in build if i.keyword == "RUN"]
+    assert copies[0] == "requirements.lock ./", "the lock layer comes before relay's code"
+    (lock_install,) = [run for run in runs if "-r requirements.lock" in run]
+    assert "--require-hashes" in lock_install.split()
+    assert "--no-deps" in lock_install.split()
+    # The project itself adds nothing unlocked, and the build fails if the lock is stale.
+    (project_install,) = [run for run in runs if "pip install --no-deps ." in run]
+    assert "pip check" in project_install
+
+
+def test_import_check_cannot_be_answered_by_the_source_tree() -> None:
+    (check,) = [i.args for i in stages()[0] if i.keyword == "RUN" and "import relay" in i.args]
+    # From / and with -I (no cwd, no PYTHON* variables on sys.path), so /src cannot shadow
+    # the installed package the way it did when an empty stub was installed instead.
+    before, _, python = check.partition("cd / && ")
+    assert before and python.startswith("/opt/relay/bin/python -I -c ")
+    assert "relay.__version__" in python and "relay.cli" in python
+    assert "startswith('/opt/relay/')" in python
+    # A stub install of relay is what left a stale build/ behind; nothing installs one now.
+    assert not any("touch relay/__init__.py" in run for run in (i.args for i in instructions()))

@@ -9,7 +9,6 @@ checked against the OpenAPI extract.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,12 @@ from relay.emulator.app import create_emulator_app
 from relay.emulator.options import EmulatorOptions
 from relay.emulator.recording import Exchange
 from tests.control.contract import Contract
-from tests.control.servers import ServerThread
-from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.kafka import consume_all
+from tests.support.relay import CREDENTIALS, RelayProcess
+from tests.support.server_thread import ServerThread
 
 ITEMS = 30
 SIMPLE_KEY = "e2e-simple-key-0123456789"
-
-
-@pytest.fixture
-def relay(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RelayProcess]:
-    process = RelayProcess(
-        kafka_bootstrap, topic_env(topic_prefix), log_path=tmp_path / "relay.log"
-    )
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.mark.slow

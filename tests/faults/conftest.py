@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.broker_control import LocalBroker, broker_of_its_own
 from tests.faults.ledger import FaultReport
 from tests.faults.report import markdown, report_dir, write
+from tests.support.broker import LocalBroker, broker_of_its_own
 
 # A key, not state: the rows live in this session's config.stash.
 _ROWS = pytest.StashKey[list[FaultReport]]()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tests.faults.sender import Delivery
-from tests.kafka_support import ConsumedRecord
+from tests.support.kafka import ConsumedRecord
 
 
 @dataclass(frozen=True)

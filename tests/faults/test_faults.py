@@ -19,20 +19,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker_control import LocalBroker
 from tests.faults.ledger import FaultReport, reconcile
 from tests.faults.sender import UltraCartSender
-from tests.kafka_support import consume_all, create_topics
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.broker import LocalBroker
+from tests.support.kafka import consume_all, create_topics
+from tests.support.metrics import metric_sum
+from tests.support.relay import CREDENTIALS, RelayProcess, topic_env
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 ACK_DEADLINE = 2.0
 RATE = 40.0  # deliveries per second, over all senders
 SENDERS = 4
+# Durations, not waits: how long each phase of the scenario lasts.
 LOAD_BEFORE = 2.0  # seconds of steady load before the fault
 LOAD_AFTER = 3.0  # and after recovery
+BROKER_DOWN = 2.0  # a killed broker stays down this long
 SETTLE = 90.0  # for the sender's last retries
+# Deliveries acknowledged from the spool before relay is killed under them.
+SPOOLED_BEFORE_KILL = 20
 
 
 @dataclass
@@ -43,7 +49,7 @@ class Stage:
 
 def kill_broker(stage: Stage) -> None:
     stage.broker.kill()
-    time.sleep(2.0)
+    time.sleep(BROKER_DOWN)
     stage.broker.start()
 
 
@@ -66,13 +72,29 @@ def restart_relay(sig: signal.Signals) -> Callable[[Stage], None]:
 def kill_relay_while_spooling(stage: Stage) -> None:
     """The spool's hard case: acknowledged from disk, then relay dies before sending any."""
     stage.broker.kill()
-    time.sleep(3.0)  # deliveries are answered from the spool meanwhile
-    spooled = metric(stage.relay.metrics(), "relay_spool_records")
-    assert spooled > 0, "nothing was spooled: the scenario did not test the spool"
+    # Deliveries are answered from the spool meanwhile.
+    wait_until(
+        lambda: spooled(stage.relay) >= SPOOLED_BEFORE_KILL,
+        timeout=30,
+        interval=0.2,
+        message="nothing was spooled: the scenario did not test the spool",
+    )
+    assert metric_sum(stage.relay.metrics(), "relay_spool_records") > 0
     stage.relay.stop(signal.SIGKILL)
     stage.relay.start()  # replays the spool; Kafka is still down
-    time.sleep(1.0)
+    # The new process took deliveries behind the replayed ones before Kafka returns.
+    wait_until(
+        lambda: spooled(stage.relay) > 0,
+        timeout=30,
+        interval=0.2,
+        message="the restarted relay spooled nothing while Kafka was down",
+    )
     stage.broker.start()
+
+
+def spooled(relay: RelayProcess) -> float:
+    """Deliveries this relay process acknowledged from the spool."""
+    return metric_sum(relay.metrics(), "relay_spooled_deliveries_total")
 
 
 SCENARIOS: dict[str, tuple[bool, Callable[[Stage], None]]] = {
@@ -83,24 +105,6 @@ SCENARIOS: dict[str, tuple[bool, Callable[[Stage], None]]] = {
     "spool: broker SIGKILL + restart": (True, kill_broker),
     "spool: relay SIGKILL while spooling": (True, kill_relay_while_spooling),
 }
-
-
-def metric(text: str, name: str) -> float:
-    """Sum of every series of ``name`` in a Prometheus text exposition."""
-    total = 0.0
-    for line in text.splitlines():
-        series, _, value = line.rpartition(" ")
-        if series == name or series.startswith(name + "{"):
-            total += float(value)
-    return total
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -135,17 +139,23 @@ def test_no_acknowledged_event_is_lost(
         fault(Stage(relay, private_broker))
         recovered = time.monotonic() - started
         # Load goes on until relay answers 2xx again, and a little beyond.
-        wait_for(lambda: sender.last_success() > recovered, SETTLE, "relay did not recover")
+        wait_until(
+            lambda: sender.last_success() > recovered,
+            SETTLE,
+            interval=0.2,
+            message="relay did not recover",
+        )
         time.sleep(LOAD_AFTER)
     finally:
         settled = sender.finish(SETTLE)
     try:
         if spool:
-            spooled = metric(relay.metrics(), "relay_spooled_deliveries_total")
-            wait_for(
-                lambda: metric(relay.metrics(), "relay_spool_records") == 0,
+            spool_used = spooled(relay)
+            wait_until(
+                lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
                 60,
-                "the spool did not drain",
+                interval=0.2,
+                message="the spool did not drain",
             )
     finally:
         exit_code = relay.stop()
@@ -166,7 +176,7 @@ def test_no_acknowledged_event_is_lost(
     assert report.unexpected == 0
     assert report.dead_letters == 0
     if spool:
-        assert spooled > 0, "the spool was never used"
+        assert spool_used > 0, "the spool was never used"
     else:
         # Without a spool relay never sends an event twice: every copy is a retry's.
         assert report.duplicates_from_relay == 0

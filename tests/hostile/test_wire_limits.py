@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.kafka import consume_all
+from tests.support.metrics import by_label
+from tests.support.net import accepts_connections
+from tests.support.relay import RelayProcess, order_delivery, running_relay, topic_env
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -47,27 +48,11 @@ def relay(
         "RELAY_SERVER__HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "RELAY_SERVER__MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
     }
-    log: Path = tmp_path_factory.mktemp("wire") / "relay.log"
-    process = RelayProcess(kafka_bootstrap, env, log_path=log)
-    process.start()
-    wait_accepting(process.port)
-    try:
+    log = tmp_path_factory.mktemp("wire") / "relay.log"
+    with running_relay(kafka_bootstrap, env, log) as process:
+        # /readyz turns 200 when the lifespan is done, a moment before uvicorn binds intake.
+        wait_until(lambda: accepts_connections(process.port), message="intake not listening")
         yield process
-    finally:
-        assert process.stop() == 0
-
-
-def wait_accepting(port: int, timeout: float = 10.0) -> None:
-    """/readyz turns 200 when the lifespan is done, a moment before uvicorn binds intake."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def head(content_length: int | None = None, extra: str = "") -> bytes:
@@ -113,12 +98,7 @@ class Wire:
 
 def refused(relay: RelayProcess) -> dict[str, float]:
     """``relay_http_refused_total`` by reason, as relay's admin port serves it."""
-    return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(relay.metrics())
-        for sample in family.samples
-        if sample.name == "relay_http_refused_total"
-    }
+    return by_label(relay.metrics(), "relay_http_refused_total", "reason")
 
 
 def one_more(before: dict[str, float], reason: str) -> dict[str, float]:
@@ -215,14 +195,7 @@ def test_relay_still_serves_and_only_dead_letters_were_written(
     relay: RelayProcess, prefix: str
 ) -> None:
     """Runs last in this module: after all of the above, a normal delivery still works."""
-    body = orjson.dumps({"events": [{"order_create": {"order_id": "WIRE-1"}}]})
-    response = httpx2.post(
-        relay.url,
-        content=body,
-        auth=CREDENTIALS,
-        headers={"content-type": "application/json"},
-        timeout=30,
-    )
+    response = relay.post(order_delivery("WIRE-1"))
     assert response.status_code == 200
     records = consume_all(relay.bootstrap, [prefix + t for t in TOPICS], idle=1.0)
     events = [r for r in records if not r.topic.endswith("dead_letter")]

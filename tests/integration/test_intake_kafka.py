@@ -4,44 +4,18 @@ from __future__ import annotations
 
 import base64
 import gzip
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import orjson
 import pytest
 
 from relay.records import event_id
-from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.kafka import consume_all
+from tests.support.relay import CREDENTIALS, RelayProcess
 
 pytestmark = pytest.mark.kafka
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ultracart"
-
-
-@pytest.fixture
-def relay(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RelayProcess]:
-    process = RelayProcess(
-        kafka_bootstrap, topic_env(topic_prefix), log_path=tmp_path / "relay.log"
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0
-
-
-def post(
-    relay: RelayProcess,
-    body: bytes,
-    auth: tuple[str, str] | None = CREDENTIALS,
-    headers: dict[str, str] | None = None,
-) -> httpx2.Response:
-    all_headers = {"content-type": "application/json", **(headers or {})}
-    if auth is None:
-        return httpx2.post(relay.url, content=body, headers=all_headers, timeout=30)
-    return httpx2.post(relay.url, content=body, headers=all_headers, auth=auth, timeout=30)
 
 
 def mixed_delivery() -> dict[str, list[dict[str, dict[str, object]]]]:
@@ -62,7 +36,7 @@ def mixed_delivery() -> dict[str, list[dict[str, dict[str, object]]]]:
 
 def test_mixed_delivery_lands_one_record_per_event(relay: RelayProcess, topic_prefix: str) -> None:
     delivery = mixed_delivery()
-    response = post(relay, orjson.dumps(delivery), headers={"x-request-id": "mixed-1"})
+    response = relay.post(orjson.dumps(delivery), headers={"x-request-id": "mixed-1"})
     assert response.status_code == 200, response.text
     assert response.json()["events"] == 5
 
@@ -97,9 +71,9 @@ def test_mixed_delivery_lands_one_record_per_event(relay: RelayProcess, topic_pr
 def test_compressed_deliveries_land_like_plain_ones(relay: RelayProcess, topic_prefix: str) -> None:
     events = [{"item_update": {"merchant_item_id": f"SKU-{n}", "cost": n}} for n in range(20)]
     packed = base64.b64encode(gzip.compress(orjson.dumps(events))).decode()
-    assert post(relay, orjson.dumps({"events": packed})).status_code == 200
+    assert relay.post(orjson.dumps({"events": packed})).status_code == 200
     encoded = gzip.compress(orjson.dumps({"events": events}))
-    assert post(relay, encoded, headers={"content-encoding": "gzip"}).status_code == 200
+    assert relay.post(encoded, headers={"content-encoding": "gzip"}).status_code == 200
 
     records = consume_all(relay.bootstrap, [topic_prefix + "item_update"], expected_count=40)
     assert len(records) == 40
@@ -114,9 +88,9 @@ def test_refused_and_bad_deliveries_publish_no_event(
     relay: RelayProcess, topic_prefix: str
 ) -> None:
     good = orjson.dumps({"events": [{"order_create": {"order_id": "GOOD-1"}}]})
-    assert post(relay, good, auth=None).status_code == 401
-    assert post(relay, good, auth=("ultracart", "wrong")).status_code == 401
-    assert post(relay, good, auth=("intruder", CREDENTIALS[1])).status_code == 401
+    assert relay.post(good, auth=None).status_code == 401
+    assert relay.post(good, auth=("ultracart", "wrong")).status_code == 401
+    assert relay.post(good, auth=("intruder", CREDENTIALS[1])).status_code == 401
 
     bad = [
         (b'{"events": [{"order_create": {"order_id": "HALF"}}, ', {}, 400),
@@ -130,13 +104,13 @@ def test_refused_and_bad_deliveries_publish_no_event(
         (b'{"events": "%%%"}', {}, 400),
     ]
     for body, headers, status in bad:
-        response = post(relay, body, headers=headers)
+        response = relay.post(body, headers=headers)
         assert response.status_code == status, response.text
         assert response.json()["message"]
 
     # A good delivery afterwards is the marker: once its record is in, anything the refused
     # ones had published would be there too.
-    assert post(relay, good).status_code == 200
+    assert relay.post(good).status_code == 200
     topics = [topic_prefix + t for t in ("order_create", "item_update", "unknown")]
     records = consume_all(relay.bootstrap, topics, expected_count=1)
     assert [r.key for r in records] == [b"GOOD-1"]

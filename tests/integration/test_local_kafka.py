@@ -1,11 +1,11 @@
-"""The test broker and the helpers in tests/kafka_support.py work end to end."""
+"""The test broker and the helpers in tests/support/kafka.py work end to end."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from tests.kafka_support import consume_all, create_topics
+from tests.support.kafka import consume_all, create_topics
 
 pytestmark = pytest.mark.kafka
 

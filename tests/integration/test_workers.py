@@ -12,19 +12,16 @@ import contextlib
 import os
 import signal
 import socket
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx2
-import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.kafka import consume_all
+from tests.support.metrics import by_label, metric_sum
+from tests.support.relay import RelayProcess, order_delivery, topic_env
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -32,18 +29,12 @@ WORKERS = 2
 
 
 @pytest.fixture
-def relay(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RelayProcess]:
-    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
-    process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
-    process.start()
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0
+def relay_settings() -> dict[str, str]:
+    return {"RELAY_SERVER__WORKERS": str(WORKERS)}
 
 
 def readiness(relay: RelayProcess) -> tuple[int, dict[str, Any]]:
-    response = httpx2.get(relay.admin_url + "/readyz", timeout=5)
+    response = relay.readiness()
     body: dict[str, Any] = response.json()
     return response.status_code, body
 
@@ -54,20 +45,8 @@ def worker_pids(relay: RelayProcess) -> list[int]:
 
 def deliver(relay: RelayProcess, order_ids: list[str]) -> list[int]:
     """One delivery per id, each on its own connection, so they spread over the workers."""
-
-    def one(order_id: str) -> int:
-        body = orjson.dumps({"events": [{"order_create": {"order_id": order_id}}]})
-        with httpx2.Client(timeout=30) as client:
-            response = client.post(
-                relay.url,
-                content=body,
-                headers={"content-type": "application/json"},
-                auth=CREDENTIALS,
-            )
-            return response.status_code
-
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, order_ids))
+        return [r.status_code for r in pool.map(relay.post, map(order_delivery, order_ids))]
 
 
 def alive(pid: int) -> bool:
@@ -80,28 +59,11 @@ def alive(pid: int) -> bool:
 
 
 def ok_deliveries(metrics: str) -> int:
-    total = 0.0
-    for family in text_string_to_metric_families(metrics):
-        for sample in family.samples:
-            if sample.name == "relay_deliveries_total" and sample.labels["outcome"] == "ok":
-                total += sample.value
-    return int(total)
+    return int(metric_sum(metrics, "relay_deliveries_total", outcome="ok"))
 
 
 def refused(metrics: str) -> dict[str, float]:
-    return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(metrics)
-        for sample in family.samples
-        if sample.name == "relay_http_refused_total"
-    }
-
-
-def wait_until(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
+    return by_label(metrics, "relay_http_refused_total", "reason")
 
 
 def test_every_worker_serves_and_one_scrape_counts_all(
@@ -155,7 +117,7 @@ def test_a_killed_worker_is_replaced_and_counters_keep_counting(relay: RelayProc
         pids = [w["pid"] for w in body["workers"]]
         return status == 200 and victim not in pids and None not in pids
 
-    wait_until(replaced)
+    wait_until(replaced, timeout=30, interval=0.1, message="the killed worker was not replaced")
     assert deliver(relay, [f"L-{n}" for n in range(10)]) == [200] * 10
     metrics = relay.metrics()
     # The dead worker's deliveries still count: the total never goes backwards.
@@ -163,24 +125,19 @@ def test_a_killed_worker_is_replaced_and_counters_keep_counting(relay: RelayProc
     assert "relay_worker_restarts_total 1.0" in metrics
 
 
-def test_sigterm_drains_every_worker_and_leaves_no_process(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
-    process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
-    process.start()
-    pids = worker_pids(process)
-    assert deliver(process, ["T-1", "T-2"]) == [200, 200]
-    assert process.stop(signal.SIGTERM) == 0
+def test_sigterm_drains_every_worker_and_leaves_no_process(relay: RelayProcess) -> None:
+    pids = worker_pids(relay)
+    assert deliver(relay, ["T-1", "T-2"]) == [200, 200]
+    assert relay.stop(signal.SIGTERM) == 0
     assert not any(alive(pid) for pid in pids)
 
 
 def test_workers_drain_by_themselves_when_the_supervisor_dies(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, relay_settings: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**topic_env(topic_prefix), "RELAY_SERVER__WORKERS": str(WORKERS)}
+    env = {**topic_env(topic_prefix), **relay_settings}
     process = RelayProcess(kafka_bootstrap, env, log_path=tmp_path / "relay.log")
     process.start()
     pids = worker_pids(process)
     process.stop(signal.SIGKILL)
-    wait_until(lambda: not any(alive(pid) for pid in pids))
+    wait_until(lambda: not any(alive(pid) for pid in pids), timeout=30, interval=0.1)

@@ -21,8 +21,8 @@ import pytest
 from relay.intake.signature import sign
 from relay.secrets import Secret
 from relay.settings import ConfigError, Settings
-from tests.broker_control import LocalBroker
-from tests.relay_process import RelayProcess, topic_env
+from tests.support.broker import LocalBroker
+from tests.support.relay import RelayProcess, topic_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

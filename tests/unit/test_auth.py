@@ -55,30 +55,35 @@ def test_credentials_file_is_reloaded_when_it_changes(tmp_path: Path) -> None:
     path.write_text("# rotation\nfirst:pw1\n")
     clock = FakeClock()
     creds = BasicCredentials([], str(path), reload_interval=2.0, clock=clock)
-    creds.check(basic("first:pw1"))
+    assert creds.check(basic("first:pw1")).username == "first"
     path.write_text("first:pw1\nsecond:pw2\n")
     os.utime(path, ns=(1, 1))  # a distinct mtime even on coarse filesystems
     clock.now += 2.5
-    creds.check(basic("second:pw2"))
+    assert creds.check(basic("second:pw2")).username == "second"
     path.write_text("second:pw2\n")
     os.utime(path, ns=(2, 2))
     clock.now += 2.5
     with pytest.raises(Unauthorized):
         creds.check(basic("first:pw1"))
-    creds.check(basic("second:pw2"))
+    assert creds.check(basic("second:pw2")).username == "second"
 
 
-def test_a_broken_credentials_file_keeps_the_previous_set(tmp_path: Path) -> None:
+def test_a_broken_credentials_file_keeps_the_previous_set(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "basic"
     path.write_text("first:pw1\n")
     clock = FakeClock()
     creds = BasicCredentials([], str(path), reload_interval=1.0, clock=clock)
-    path.write_text("this line is not a pair\n")
-    clock.now += 5
-    creds.check(basic("first:pw1"))
-    path.unlink()
-    clock.now += 5
-    creds.check(basic("first:pw1"))
+    for break_it in (lambda: path.write_text("this line is not a pair\n"), path.unlink):
+        break_it()
+        clock.now += 5
+        caplog.clear()
+        assert creds.check(basic("first:pw1")).username == "first"
+        with pytest.raises(Unauthorized):  # kept the set, did not start accepting anything
+            creds.check(basic("first:wrong"))
+        # The broken file was read, and refused: the set above is the previous one.
+        assert "keeping the previous set" in caplog.text
 
 
 def test_missing_credentials_file_fails_at_start(tmp_path: Path) -> None:
@@ -100,8 +105,12 @@ def signed_headers(body: bytes, timestamp: int, secret: Secret = SECRET) -> dict
 def test_standard_webhooks_signature_accepted_with_any_secret() -> None:
     other = Secret("rotated-raw-secret")
     verifier = SignatureVerifier([other, SECRET], tolerance_seconds=300, clock=lambda: 5000.0)
-    verifier.verify(signed_headers(b"{}", 5000), b"{}")
-    verifier.verify(signed_headers(b"{}", 4900, other), b"{}")
+    for secret in (SECRET, other):
+        verifier.verify(signed_headers(b"{}", 4900, secret), b"{}")  # raises if refused
+    # Accepted because a configured secret signed it, not because anything passes.
+    with pytest.raises(Unauthorized) as caught:
+        verifier.verify(signed_headers(b"{}", 4900, Secret("never-configured")), b"{}")
+    assert caught.value.reason == "bad_signature"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,8 @@ from relay.app import create_app
 from relay.server import Servers
 from relay.settings import Settings
 from tests.fakes import FakeSink
-from tests.relay_process import free_port
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 MAX_HEADER_BYTES = 1024
 HEADER_TIMEOUT = 0.5
@@ -44,10 +45,12 @@ def servers() -> Iterator[Servers]:
     servers = Servers(settings, lambda s: create_app(s, sink=FakeSink()), admin=False, signals=())
     thread = threading.Thread(target=lambda: asyncio.run(servers.run()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not servers.intake.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "relay did not start"
-        time.sleep(0.01)
+
+    def started() -> bool:
+        assert thread.is_alive(), "relay exited before it started"
+        return servers.intake.started
+
+    wait_until(started, interval=0.01, message="relay did not start")
     try:
         yield servers
     finally:

@@ -6,9 +6,12 @@ import asyncio
 import threading
 from typing import cast
 
+import pytest
 from confluent_kafka import KafkaError, Message
 
 from relay.kafka.publisher import _Batch
+
+pytestmark = pytest.mark.anyio
 
 
 def ack(batch: _Batch, error: KafkaError | None = None) -> None:
@@ -16,66 +19,62 @@ def ack(batch: _Batch, error: KafkaError | None = None) -> None:
     batch.on_delivery(error, cast(Message, None))
 
 
-def test_the_last_acknowledgement_from_the_poll_thread_completes_the_batch() -> None:
-    async def scenario() -> list[int]:
-        released: list[int] = []
-        batch = _Batch(500, asyncio.get_running_loop(), released.append)
-
-        def poll() -> None:
-            for _ in range(500):
-                ack(batch)
-
-        poll_thread = threading.Thread(target=poll)
-        poll_thread.start()
-        await asyncio.wait_for(batch.waiter, 5)
-        poll_thread.join()
-        await asyncio.sleep(0)
-        return released
-
-    assert asyncio.run(scenario()) == [500]
+async def scheduled_callbacks_ran() -> None:
+    """Return once every callback scheduled on this loop so far has run (they run in order),
+    so a second completion, had one been scheduled, would already show."""
+    marker = asyncio.Event()
+    asyncio.get_running_loop().call_soon_threadsafe(marker.set)
+    await marker.wait()
 
 
-def test_errors_are_collected_and_still_complete_the_batch() -> None:
-    async def scenario() -> int:
-        batch = _Batch(2, asyncio.get_running_loop(), lambda _n: None)
-        ack(batch)
-        ack(batch, KafkaError(KafkaError._MSG_TIMED_OUT))
-        await asyncio.wait_for(batch.waiter, 5)
-        return len(batch.errors)
+async def test_the_last_acknowledgement_from_the_poll_thread_completes_the_batch() -> None:
+    released: list[int] = []
+    batch = _Batch(500, asyncio.get_running_loop(), released.append)
 
-    assert asyncio.run(scenario()) == 1
+    def poll() -> None:
+        for _ in range(500):
+            ack(batch)
 
-
-def test_producing_stopped_short_completes_on_what_was_sent() -> None:
-    async def scenario() -> tuple[list[int], list[int]]:
-        loop = asyncio.get_running_loop()
-        # Two of five produced, both already acknowledged when producing fails.
-        early: list[int] = []
-        batch = _Batch(5, loop, early.append)
-        ack(batch)
-        ack(batch)
-        batch.abandon(2)
-        await asyncio.wait_for(batch.waiter, 5)
-        # Two of five produced, acknowledged after the failure.
-        late: list[int] = []
-        batch = _Batch(5, loop, late.append)
-        batch.abandon(2)
-        assert not batch.waiter.done()
-        ack(batch)
-        ack(batch)
-        await asyncio.wait_for(batch.waiter, 5)
-        await asyncio.sleep(0)
-        return early, late
-
-    assert asyncio.run(scenario()) == ([2], [2])
+    poll_thread = threading.Thread(target=poll)
+    poll_thread.start()
+    await asyncio.wait_for(batch.waiter, 5)
+    poll_thread.join()
+    await scheduled_callbacks_ran()
+    assert released == [500]
 
 
-def test_nothing_produced_completes_at_once() -> None:
-    async def scenario() -> list[int]:
-        released: list[int] = []
-        batch = _Batch(3, asyncio.get_running_loop(), released.append)
-        batch.abandon(0)
-        assert batch.waiter.done()
-        return released
+async def test_errors_are_collected_and_still_complete_the_batch() -> None:
+    batch = _Batch(2, asyncio.get_running_loop(), lambda _n: None)
+    ack(batch)
+    ack(batch, KafkaError(KafkaError._MSG_TIMED_OUT))
+    await asyncio.wait_for(batch.waiter, 5)
+    assert len(batch.errors) == 1
 
-    assert asyncio.run(scenario()) == [0]
+
+async def test_producing_stopped_short_completes_on_what_was_sent() -> None:
+    loop = asyncio.get_running_loop()
+    # Two of five produced, both already acknowledged when producing fails.
+    early: list[int] = []
+    batch = _Batch(5, loop, early.append)
+    ack(batch)
+    ack(batch)
+    batch.abandon(2)
+    await asyncio.wait_for(batch.waiter, 5)
+    # Two of five produced, acknowledged after the failure.
+    late: list[int] = []
+    batch = _Batch(5, loop, late.append)
+    batch.abandon(2)
+    assert not batch.waiter.done()
+    ack(batch)
+    ack(batch)
+    await asyncio.wait_for(batch.waiter, 5)
+    await scheduled_callbacks_ran()
+    assert (early, late) == ([2], [2])
+
+
+async def test_nothing_produced_completes_at_once() -> None:
+    released: list[int] = []
+    batch = _Batch(3, asyncio.get_running_loop(), released.append)
+    batch.abandon(0)
+    assert batch.waiter.done()
+    assert released == [0]

@@ -44,6 +44,15 @@ def segments(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.seg"))
 
 
+def write_entries(directory: Path, count: int) -> None:
+    """A closed log holding entries 0 .. count-1 (keys K-0 ...), as a stopped relay leaves it."""
+    log = SpoolLog(directory, 1 << 20)
+    log.open()
+    for n in range(count):
+        append(log, n)
+    log.close()
+
+
 @pytest.fixture
 def spool_dir(tmp_path: Path) -> Path:
     return tmp_path / "spool"
@@ -67,11 +76,7 @@ def test_appended_entries_replay_after_reopen_until_committed(spool_dir: Path) -
 
 
 def test_a_torn_tail_is_truncated_and_appends_continue_after_it(spool_dir: Path) -> None:
-    log = SpoolLog(spool_dir, 1 << 20)
-    log.open()
-    for n in range(3):
-        append(log, n)
-    log.close()
+    write_entries(spool_dir, 3)
     (segment,) = segments(spool_dir)
     # relay killed in the middle of writing a fourth frame
     with segment.open("ab") as handle:
@@ -91,11 +96,7 @@ def test_a_torn_tail_is_truncated_and_appends_continue_after_it(spool_dir: Path)
 
 
 def test_a_corrupt_frame_ends_the_valid_log(spool_dir: Path) -> None:
-    log = SpoolLog(spool_dir, 1 << 20)
-    log.open()
-    for n in range(3):
-        append(log, n)
-    log.close()
+    write_entries(spool_dir, 3)
     (segment,) = segments(spool_dir)
     data = bytearray(segment.read_bytes())
     second = len(encode_frame(payload(0)))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,6 +16,9 @@ from relay.records import Record
 from relay.spool.log import SpoolLog
 from relay.spool.sink import SpoolingSink
 from tests.fakes import FakeSink
+from tests.support.waiting import await_until
+
+pytestmark = pytest.mark.anyio
 
 DOWN = Unavailable("Kafka is not reachable", code="kafka_unavailable")
 
@@ -42,19 +45,27 @@ def make_sink(
     return sink, metrics
 
 
+@asynccontextmanager
+async def started(
+    directory: Path, kafka: FakeSink, stop_timeout: float = 1.0, **limits: int
+) -> AsyncIterator[tuple[SpoolingSink, RelayMetrics]]:
+    """A started sink over ``kafka``, stopped when the block ends."""
+    sink, metrics = make_sink(directory, kafka, **limits)
+    await sink.start()
+    try:
+        yield sink, metrics
+    finally:
+        await sink.stop(stop_timeout)
+
+
+def kafka_down() -> FakeSink:
+    kafka = FakeSink()
+    kafka.failure = DOWN
+    return kafka
+
+
 def published_keys(kafka: FakeSink) -> list[bytes | None]:
     return [r.key for r in kafka.records]
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(test())
 
 
 def gauge(metrics: RelayMetrics, name: str) -> float:
@@ -63,26 +74,18 @@ def gauge(metrics: RelayMetrics, name: str) -> float:
     return value
 
 
-def test_kafka_up_publishes_directly_and_spools_nothing(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        kafka = FakeSink()
-        sink, metrics = make_sink(tmp_path, kafka)
-        await sink.start()
+async def test_kafka_up_publishes_directly_and_spools_nothing(tmp_path: Path) -> None:
+    kafka = FakeSink()
+    async with started(tmp_path, kafka) as (sink, metrics):
         await sink.publish(delivery(1, events=2), timeout=1.0)
         assert published_keys(kafka) == [b"D1-E0", b"D1-E1"]
         assert sink.pending_records == 0
         assert gauge(metrics, "relay_spool_records") == 0
-        await sink.stop(1.0)
-
-    run(scenario)
 
 
-def test_kafka_down_spools_then_drains_in_order_when_it_returns(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, metrics = make_sink(tmp_path, kafka)
-        await sink.start()
+async def test_kafka_down_spools_then_drains_in_order_when_it_returns(tmp_path: Path) -> None:
+    kafka = kafka_down()
+    async with started(tmp_path, kafka) as (sink, metrics):
         for n in range(5):
             await sink.publish(delivery(n, events=2), timeout=1.0)  # no exception: spooled
         assert kafka.published == []
@@ -102,112 +105,73 @@ def test_kafka_down_spools_then_drains_in_order_when_it_returns(tmp_path: Path) 
         )
 
         kafka.failure = None
-        await eventually(lambda: sink.pending_records == 0)
+        await await_until(lambda: sink.pending_records == 0, timeout=5)
         assert published_keys(kafka) == [f"D{n}-E{e}".encode() for n in range(5) for e in (0, 1)]
         assert gauge(metrics, "relay_spool_records") == 0
         assert gauge(metrics, "relay_spool_oldest_age_seconds") == 0
-        await sink.stop(1.0)
-
-    run(scenario)
 
 
-def test_deliveries_queue_behind_a_non_empty_spool(tmp_path: Path) -> None:
+async def test_deliveries_queue_behind_a_non_empty_spool(tmp_path: Path) -> None:
     """Once anything is spooled, later deliveries go behind it even if Kafka is back."""
-
-    async def scenario() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, _ = make_sink(tmp_path, kafka)
-        await sink.start()
+    kafka = kafka_down()
+    async with started(tmp_path, kafka) as (sink, _):
         await sink.publish(delivery(0), timeout=1.0)
         kafka.failure = None
         await sink.publish(delivery(1), timeout=1.0)
-        await eventually(lambda: sink.pending_records == 0)
+        await await_until(lambda: sink.pending_records == 0, timeout=5)
         assert published_keys(kafka) == [b"D0-E0", b"D1-E0"]
-        await sink.stop(1.0)
-
-    run(scenario)
 
 
-def test_spool_full_answers_unavailable(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, metrics = make_sink(tmp_path, kafka, max_bytes=2048, max_record_bytes=10_000)
-        await sink.start()
+async def test_spool_full_answers_unavailable(tmp_path: Path) -> None:
+    limits = {"max_bytes": 2048, "max_record_bytes": 10_000}
+    async with started(tmp_path, kafka_down(), **limits) as (sink, metrics):
         with pytest.raises(Unavailable) as caught:
             for n in range(100):
                 await sink.publish(delivery(n, size=300), timeout=1.0)
         assert caught.value.code == "spool_full"
         assert gauge(metrics, "relay_spool_bytes") <= 2048
-        await sink.stop(1.0)
-
-    run(scenario)
 
 
-def test_a_record_kafka_would_refuse_is_refused_before_spooling(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, _ = make_sink(tmp_path, kafka, max_record_bytes=100)
-        await sink.start()
+async def test_a_record_kafka_would_refuse_is_refused_before_spooling(tmp_path: Path) -> None:
+    async with started(tmp_path, kafka_down(), max_record_bytes=100) as (sink, _):
         with pytest.raises(PayloadTooLarge):
             await sink.publish(delivery(0, size=101), timeout=1.0)
         assert sink.pending_records == 0
-        await sink.stop(1.0)
-
-    run(scenario)
 
 
-def test_a_failing_drain_keeps_the_records(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, _ = make_sink(tmp_path, kafka)
-        await sink.start()
+async def test_a_failing_drain_keeps_the_records(tmp_path: Path) -> None:
+    kafka = kafka_down()
+    async with started(tmp_path, kafka) as (sink, _):
         await sink.publish(delivery(0), timeout=1.0)
-        await asyncio.sleep(0.5)  # the drainer has tried and backed off a few times
+        # The direct attempt, then the drainer's tries (backing off between them) all fail.
+        await await_until(
+            lambda: kafka.attempts >= 3, timeout=5, message="the drainer did not retry"
+        )
         assert sink.pending_records == 1
-        await sink.stop(1.0)
-
-    run(scenario)
+        assert kafka.published == []
 
 
-def test_spooled_deliveries_are_replayed_by_the_next_start(tmp_path: Path) -> None:
-    async def first_run() -> None:
-        kafka = FakeSink()
-        kafka.failure = DOWN
-        sink, _ = make_sink(tmp_path, kafka)
-        await sink.start()
+async def test_spooled_deliveries_are_replayed_by_the_next_start(tmp_path: Path) -> None:
+    async with started(tmp_path, kafka_down()) as (sink, _):
         for n in range(3):
             await sink.publish(delivery(n), timeout=1.0)
-        await sink.stop(1.0)
 
     kafka = FakeSink()
-
-    async def second_run() -> None:
-        sink, _ = make_sink(tmp_path, kafka)
-        await sink.start()
-        await eventually(lambda: sink.pending_records == 0)
-        await sink.stop(1.0)
-
-    run(first_run)
-    run(second_run)
+    async with started(tmp_path, kafka) as (sink, _):
+        await await_until(lambda: sink.pending_records == 0, timeout=5)
     assert published_keys(kafka) == [b"D0-E0", b"D1-E0", b"D2-E0"]
 
 
-def test_a_slow_kafka_leaves_time_to_spool_within_the_deadline(tmp_path: Path) -> None:
+async def test_a_slow_kafka_leaves_time_to_spool_within_the_deadline(tmp_path: Path) -> None:
     class Stalled(FakeSink):
         async def publish(self, records: Sequence[Record], timeout: float) -> None:
-            await asyncio.sleep(timeout)
+            await asyncio.sleep(timeout)  # no acknowledgement within the time given
             raise Unavailable("no ack", code="ack_timeout")
 
-    async def scenario() -> None:
-        sink, metrics = make_sink(tmp_path, Stalled())
-        await sink.start()
-        started = time.monotonic()
+    async with started(tmp_path, Stalled(), stop_timeout=0.1) as (sink, metrics):
+        began = time.monotonic()
         await sink.publish(delivery(0), timeout=2.0)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - began < 2.0
         assert sink.pending_records == 1
         assert (
             metrics.registry.get_sample_value(
@@ -215,30 +179,18 @@ def test_a_slow_kafka_leaves_time_to_spool_within_the_deadline(tmp_path: Path) -
             )
             == 1
         )
-        await sink.stop(0.1)
-
-    run(scenario)
 
 
-def test_the_drainer_outlives_an_unexpected_error(tmp_path: Path) -> None:
+async def test_the_drainer_outlives_an_unexpected_error(tmp_path: Path) -> None:
     class Flaky(FakeSink):
-        def __init__(self) -> None:
-            super().__init__()
-            self.calls = 0
-
         async def publish(self, records: Sequence[Record], timeout: float) -> None:
-            self.calls += 1
-            if self.calls <= 2:  # the direct attempt, then the drainer's first try
-                raise (DOWN if self.calls == 1 else RuntimeError("a bug"))
+            if self.attempts < 2:  # the direct attempt, then the drainer's first try
+                self.attempts += 1
+                raise (DOWN if self.attempts == 1 else RuntimeError("a bug"))
             await super().publish(records, timeout)
 
-    async def scenario() -> None:
-        kafka = Flaky()
-        sink, _ = make_sink(tmp_path, kafka)
-        await sink.start()
+    kafka = Flaky()
+    async with started(tmp_path, kafka) as (sink, _):
         await sink.publish(delivery(0), timeout=1.0)
-        await eventually(lambda: sink.pending_records == 0)
+        await await_until(lambda: sink.pending_records == 0, timeout=5)
         assert published_keys(kafka) == [b"D0-E0"]
-        await sink.stop(1.0)
-
-    run(scenario)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from relay.app import create_app
 from relay.errors import Unavailable
 from relay.settings import ConfigError, Settings
 from tests.fakes import FakeSink
+from tests.support.waiting import wait_until
 
 AUTH = ("ultracart", "s3cret")
 DELIVERY = {"events": [{"order_create": {"order_id": "SP-1"}}]}
@@ -80,7 +80,9 @@ def test_intake_answers_200_from_the_spool_while_kafka_is_down(tmp_path: Path) -
     kafka.failure = None
     app = create_app(settings(enabled=True, directory=str(tmp_path)), sink=kafka)
     with TestClient(app):
-        deadline = time.monotonic() + 5
-        while app.state.runtime.spool.pending_records and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(
+            lambda: app.state.runtime.spool.pending_records == 0,
+            interval=0.01,
+            message="the spool was not replayed",
+        )
     assert [r.key for r in kafka.records] == [b"SP-1"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pickle
 import socket
 
+import msgspec
 import pytest
 
-from relay.settings import ConfigError, Settings
+from relay.settings import ConfigError, Settings, StatusPollSettings
 from relay.supervisor import bind_sockets, worker_settings
 
 MINIMAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw"}
@@ -19,12 +20,20 @@ def test_each_worker_enforces_its_share_of_relay_wide_limits() -> None:
         "RELAY_SERVER__WORKERS": "4",
         "RELAY_SERVER__MAX_CONCURRENT_CONNECTIONS": "1001",
         "RELAY_INTAKE__MAX_INFLIGHT_EVENTS": "100000",
-        "RELAY_ULTRACART__ENABLED": "false",
     }
     settings = worker_settings(Settings.load(env=env))
     assert settings.server.max_concurrent_connections == 251
     assert settings.intake.max_inflight_events == 25_000
-    assert settings.ultracart.enabled is False
+
+
+def test_workers_leave_the_status_poller_to_the_supervisor() -> None:
+    """The UltraCart status poller runs once, in the supervisor, never once per worker."""
+    polling = StatusPollSettings(enabled=True, webhook_oid=7, poll_interval_seconds=30.0)
+    settings = msgspec.structs.replace(
+        Settings.load(env={**MINIMAL_ENV, "RELAY_SERVER__WORKERS": "2"}), ultracart=polling
+    )
+    assert settings.ultracart.enabled  # the supervisor's own settings keep it
+    assert worker_settings(settings).ultracart.enabled is False
 
 
 def test_a_worker_share_still_admits_the_largest_delivery() -> None:

@@ -49,6 +49,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-basic-auth" (include "relay.fullname" .)) .Values.auth.existingSecret }}
 {{- end }}
 
+{{/* The key holding relay's accepted pairs: the user's for their Secret, else the chart's. */}}
+{{- define "relay.basicSecretKey" -}}
+{{- ternary .Values.auth.existingSecretKey "credentials" (ne .Values.auth.existingSecret "") }}
+{{- end }}
+
 {{/* Ports and timings read from config, with relay's own defaults. */}}
 {{- define "relay.intakePort" -}}
 {{- int (default 8080 (dig "server" "port" 8080 .Values.config)) }}
@@ -257,6 +262,14 @@ env:
       name: {{ .Values.ultracart.simpleKey.existingSecret }}
       key: {{ .Values.ultracart.simpleKey.key }}
 {{- end }}
+{{- if .Values.tls.enabled }}
+# HTTPS on the intake port from the mounted kubernetes.io/tls Secret. kubelet updates the
+# files in place when the certificate is renewed, and relay re-reads them without a restart.
+- name: RELAY_SERVER__TLS_CERT_FILE
+  value: /etc/relay/tls/tls.crt
+- name: RELAY_SERVER__TLS_KEY_FILE
+  value: /etc/relay/tls/tls.key
+{{- end }}
 {{- if .Values.auth.signature.existingSecret }}
 - name: RELAY_AUTH__SIGNATURE__SECRETS
   valueFrom:
@@ -306,6 +319,11 @@ env:
   mountPath: /etc/relay/secrets/kafka-client
   readOnly: true
 {{- end }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/relay/tls
+  readOnly: true
+{{- end }}
 - name: tmp
   mountPath: /tmp
 {{- end }}
@@ -320,7 +338,7 @@ env:
     # Mounted as a directory (no subPath) so kubelet updates the file when the Secret
     # changes and relay picks up rotated pairs without a restart.
     items:
-      - key: {{ .Values.auth.existingSecretKey }}
+      - key: {{ include "relay.basicSecretKey" . }}
         path: credentials
     defaultMode: 0440
 {{- if .Values.kafka.tls.caSecret }}
@@ -336,6 +354,21 @@ env:
 - name: kafka-client
   secret:
     secretName: {{ .Values.kafka.tls.clientCertSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if .Values.tls.enabled }}
+{{- if not .Values.tls.secretName }}
+{{- fail "tls.secretName is required when tls.enabled: a kubernetes.io/tls Secret (cert-manager's Certificate writes one)" }}
+{{- end }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+    # A whole-directory mount (no subPath): kubelet swaps renewed files in place.
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
     defaultMode: 0440
 {{- end }}
 # /tmp: the only writable path besides volumes. With config.server.workers > 1 relay

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from tests.support.waiting import wait_until
 
 
 class ServerThread:
@@ -33,13 +34,14 @@ class ServerThread:
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
+        wait_until(self._started, timeout, interval=0.01, message="test server did not start")
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         return self
+
+    def _started(self) -> bool:
+        if not self._thread.is_alive():
+            raise RuntimeError("test server exited before it started")
+        return self.server.started
 
     def stop(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True
