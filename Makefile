@@ -16,13 +16,14 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install tools lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs
+.PHONY: help install tools schemas lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
 	@echo 'make run           relay serve --config $(CONFIG), with a local Kafka on 9092 if'
 	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
 	@echo 'make lint          ruff check and mypy only'
+	@echo 'make schemas       regenerate relay/consumers/schemas from ultracart-rest-sdk'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
 	@echo 'make tools         build or fetch what the deploy tests run (helm, promql-check,'
 	@echo '                   schemas) into .cache/tools; make test does this itself'
@@ -33,6 +34,9 @@ help:
 	@echo 'make fuzz          long fuzz run: atheris for FUZZ_SECONDS (600), then the hostile-'
 	@echo '                   input properties with HYPOTHESIS_PROFILE=fuzz (also in make test,'
 	@echo '                   with a fixed CI budget)'
+	@echo 'make test-compose  the real-engine test: dockerd, stand-in images, the relay image and'
+	@echo '                   docker compose up --profile demo, checked end to end (docs/deploy.md)'
+	@echo 'make lock          regenerate requirements.lock (pinned, hashed image dependencies)'
 	@echo 'make kafka-start   start the dev Kafka (127.0.0.1:9092); kafka-stop, kafka-status,'
 	@echo '                   kafka-logs likewise (RELAY_KAFKA_PORT picks another broker)'
 
@@ -49,6 +53,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # and promql-check from the Go module proxy (4 to 6 minutes on 2 cores).
 tools:
 	deploy/tools/install
+
+# The Dockerfile installs exactly these; tests/deploy fails when pyproject.toml's
+# dependencies change and the lock was not regenerated.
+lock: $(STAMP)
+	$(BIN)/python deploy/docker/lock-requirements
+
+# Not part of make test: it needs root (dockerd), apt and ~10 minutes cold; .ci/run runs it.
+test-compose: $(STAMP)
+	$(BIN)/pytest tests/compose $(PYTEST_ARGS)
+
+# The consumers' JSON Schemas (relay/consumers/schemas) from UltraCart's Python SDK, which
+# is installed into .cache/ultracart-sdk only for this; commit the result.
+schemas: $(STAMP)
+	$(BIN)/python tools/generate_schemas.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

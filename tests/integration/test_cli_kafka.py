@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 from starlette.testclient import TestClient
 
 from relay.app import create_app
 from relay.settings import Settings
+from tests.support.kafka import create_topics
+from tests.support.net import free_port
+from tests.support.waiting import wait_until
 
 RELAY = [sys.executable, "-m", "relay"]
 
@@ -53,13 +53,6 @@ def relay(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         [*RELAY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False,
         stdin=subprocess.DEVNULL,
     )
-
-
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def topics_of(prefix: str) -> list[str]:
@@ -97,10 +90,10 @@ def test_connect_fails_a_topic_too_small_for_relay_s_records(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     config = str(relay_toml(tmp_path, kafka_bootstrap, topic_prefix))
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    small = NewTopic(f"{topic_prefix}events", num_partitions=1, replication_factor=1,
-                     config={"max.message.bytes": "10000"})
-    admin.create_topics([small])[f"{topic_prefix}events"].result(timeout=30)
+    create_topics(
+        kafka_bootstrap, [f"{topic_prefix}events"], partitions=1,
+        config={"max.message.bytes": "10000"},
+    )
 
     checked = relay("check-config", "--config", config, "--connect")
     assert checked.returncode == 1
@@ -118,7 +111,7 @@ def test_connect_fails_a_topic_too_small_for_relay_s_records(
 def test_a_dead_broker_is_one_line_and_bounded_time(
     command: list[str], tmp_path: Path, topic_prefix: str
 ) -> None:
-    bootstrap = f"127.0.0.1:{unused_port()}"
+    bootstrap = f"127.0.0.1:{free_port()}"
     config = str(relay_toml(tmp_path, bootstrap, topic_prefix))
     started = time.monotonic()
     result = relay(*command, "--config", config, timeout=30)
@@ -137,12 +130,12 @@ def test_serve_reports_the_topic_check_in_readyz(
     config = relay_toml(tmp_path, kafka_bootstrap, topic_prefix)
     settings = Settings.load(config, env={"RELAY_SERVER__ADMIN_PORT": "0"})
     with TestClient(create_app(settings)) as client:
-        deadline = time.monotonic() + 20
-        body: dict[str, Any] = client.get("/readyz").json()
-        while not body["topics"]["checked"]:
-            assert time.monotonic() < deadline, body
-            time.sleep(0.05)
-            body = client.get("/readyz").json()
+
+        def checked() -> dict[str, Any] | None:
+            answer: dict[str, Any] = client.get("/readyz").json()
+            return answer if answer["topics"]["checked"] else None
+
+        body = wait_until(checked, 20, message="the topic check did not run")
         assert body["topics"]["missing"] == topics_of(topic_prefix)
         assert body["topics"]["auto_create"] is True
         # Missing on a cluster that creates them is not a reason to be unready.

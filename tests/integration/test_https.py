@@ -10,26 +10,27 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.kafka_support import consume_all
-from tests.relay_process import CREDENTIALS, RelayProcess, topic_env
+from tests.support.kafka import consume_all
+from tests.support.relay import CREDENTIALS, RelayProcess, order_delivery, running_relay, topic_env
+from tests.support.waiting import wait_until
 from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_certificate
 
 pytestmark = pytest.mark.kafka
 
 # Short, so that a renewal shows within the polls below; production's default is 60 s.
 RELOAD_INTERVAL = "0.2"
+# How long a renewal may take to show, polls of several workers included.
+RENEWAL_WAIT = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +61,8 @@ def https_relay(
         "RELAY_SERVER__TLS_RELOAD_INTERVAL_SECONDS": RELOAD_INTERVAL,
         "RELAY_SERVER__WORKERS": str(workers),
     }
-    process = RelayProcess(bootstrap, env, log_path=log)
-    process.start()
-    try:
+    with running_relay(bootstrap, env, log) as process:
         yield process
-    finally:
-        assert process.stop() == 0
 
 
 @pytest.fixture
@@ -80,10 +77,6 @@ def https_url(relay: RelayProcess) -> str:
     return f"https://127.0.0.1:{relay.port}/webhooks/ultracart"
 
 
-def delivery(order_id: str) -> bytes:
-    return orjson.dumps({"events": [{"order_create": {"order_id": order_id}}]})
-
-
 def deliver(relay: RelayProcess, ca: CertificateAuthority, order_ids: list[str]) -> list[int]:
     """One delivery per id over HTTPS, each on a new connection (spread over any workers)."""
 
@@ -91,7 +84,7 @@ def deliver(relay: RelayProcess, ca: CertificateAuthority, order_ids: list[str])
         with httpx2.Client(verify=ca.client_context(), timeout=30) as client:
             response = client.post(
                 https_url(relay),
-                content=delivery(order_id),
+                content=order_delivery(order_id),
                 headers={"content-type": "application/json"},
                 auth=CREDENTIALS,
             )
@@ -111,13 +104,6 @@ def tls_metrics(relay: RelayProcess) -> dict[str, float]:
             elif sample.name == "relay_tls_certificate_expiry_timestamp_seconds":
                 found["expiry"] = sample.value
     return found
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def serial_served(relay: RelayProcess, ca: CertificateAuthority) -> int:
@@ -208,11 +194,11 @@ def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(
     pid = relay.process.pid
     before = KeptAlive(relay, ca)
     try:
-        assert before.post(delivery("KEEP-1")) == 200
+        assert before.post(order_delivery("KEEP-1")) == 200
         renewed = ca.issue("renewed.relay.test", valid_days=45)
         volume.install(renewed)
 
-        wait_until(lambda: serial_served(relay, ca) == renewed.serial)
+        wait_until(lambda: serial_served(relay, ca) == renewed.serial, RENEWAL_WAIT)
         assert served_certificate(relay.port, ca).subject.rfc4514_string() == (
             "CN=renewed.relay.test"
         )
@@ -222,7 +208,7 @@ def test_a_renewed_certificate_is_served_to_new_connections_without_a_restart(
             "expiry": renewed.expiry,
         }
         # The connection opened before the renewal goes on, with the certificate it began with.
-        assert before.post(delivery("KEEP-2")) == 200
+        assert before.post(order_delivery("KEEP-2")) == 200
         assert before.serial() == first_pair.serial
     finally:
         before.close()
@@ -237,7 +223,7 @@ def test_a_broken_renewal_keeps_the_old_certificate_and_counts_a_failure(
     # Half a renewal: the new certificate beside the old key.
     volume.write(renewed.cert_pem, first_pair.key_pem)
 
-    wait_until(lambda: tls_metrics(relay).get("reloads_failed", 0) >= 1)
+    wait_until(lambda: tls_metrics(relay).get("reloads_failed", 0) >= 1, RENEWAL_WAIT)
     assert serial_served(relay, ca) == first_pair.serial
     assert deliver(relay, ca, ["BROKEN-1"]) == [200]
     metrics = tls_metrics(relay)
@@ -245,7 +231,7 @@ def test_a_broken_renewal_keeps_the_old_certificate_and_counts_a_failure(
 
     # Completed later: picked up at a following check.
     volume.install(renewed)
-    wait_until(lambda: serial_served(relay, ca) == renewed.serial)
+    wait_until(lambda: serial_served(relay, ca) == renewed.serial, RENEWAL_WAIT)
     assert tls_metrics(relay)["reloads_ok"] == 1
 
 
@@ -269,7 +255,7 @@ def test_two_workers_serve_https_and_each_loads_the_renewal(
         renewed = ca.issue("renewed.relay.test", valid_days=45)
         volume.install(renewed)
         # Each worker holds its own context and reloads it: one renewal counts once each.
-        wait_until(lambda: tls_metrics(relay).get("reloads_ok") == workers)
+        wait_until(lambda: tls_metrics(relay).get("reloads_ok") == workers, RENEWAL_WAIT)
         served = {serial_served(relay, ca) for _ in range(20)}
         assert served == {renewed.serial}
         assert tls_metrics(relay)["expiry"] == renewed.expiry
