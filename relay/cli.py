@@ -19,13 +19,12 @@ from relay.cli_support import (
     print_json,
     say,
 )
-from relay.config_sources import ConfigError
 from relay.control.cli import register as register_control
 from relay.emulator.cli import register as register_emulator
 from relay.kafka.admin import KafkaRefused, KafkaUnreachable
 from relay.log_context import configure_logging
 from relay.preflight import Problem, name_env_vars, preflight
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 
 
 def _load_settings(args: argparse.Namespace) -> Settings:

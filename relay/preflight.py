@@ -16,11 +16,11 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, Producer
 
-from relay.config_sources import ConfigError, env_overrides
 from relay.intake.basic_auth import read_credentials_file
 from relay.kafka.admin import quiet_librdkafka_logger
 from relay.kafka.client_config import producer_config
-from relay.settings import Settings
+from relay.settings import ENV_PREFIX, ConfigError, Settings
+from relay.settings.loader import env_layer
 from relay.tls import check_pair
 
 
@@ -55,29 +55,32 @@ def env_var_for(setting: str, env: Mapping[str, str]) -> str | None:
     The environment overrides the file, so a variable that maps to the key is the source.
     """
     for name, value in env.items():
-        if _dotted(env_overrides({name: value})) == setting:
+        if _setting_of(name, value) == setting:
             return name
     return None
 
 
-def _dotted(tree: Mapping[str, object]) -> str | None:
-    parts = []
-    node: object = tree
-    while isinstance(node, Mapping) and len(node) == 1:
-        key, node = next(iter(node.items()))
-        parts.append(str(key))
-    return ".".join(parts) if parts else None
+def _setting_of(name: str, value: str) -> str | None:
+    """The dotted setting ``name`` overrides, if it is a valid override of one."""
+    try:
+        _, origins = env_layer(Settings, {name: value}, ENV_PREFIX)
+    except ConfigError:
+        return None
+    return next(iter(origins), None)
 
 
 def name_env_vars(message: str, env: Mapping[str, str] | None = None) -> str:
     """``message`` with "(set by RELAY_X)" after each setting in it that a variable set.
 
-    For Settings.load's errors, which name the key (``server.portt``) but not the variable.
+    For messages that name the key but not the variable; Settings.load's own errors name
+    the variable already, and are left as they are.
     """
     env = os.environ if env is None else env
     named = []
+    if any(name.startswith(ENV_PREFIX) and f"{name}: " in message for name in env):
+        return message
     for name, value in env.items():
-        setting = _dotted(env_overrides({name: value}))
+        setting = _setting_of(name, value)
         if setting and re.search(rf"(?<![\w.]){re.escape(setting)}(?![\w.])", message):
             named.append(name)
     return f"{message} (set by {', '.join(sorted(named))})" if named else message

@@ -58,12 +58,13 @@ from collections.abc import Mapping
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
+import msgspec
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
-from relay.control.status_poller import StatusPollSettings, start_status_poller
+from relay.control.status_poller import start_status_poller
 from relay.server import AppFactory, event_loop_runner, server_config
-from relay.settings import Settings
+from relay.settings import Settings, StatusPollSettings
 from relay.supervisor_admin import FleetMetrics, fleet_admin_app
 from relay.worker import READY, STARTED, STARTING, run_worker
 
@@ -82,18 +83,18 @@ _BACKLOG = 2048
 def worker_settings(settings: Settings) -> Settings:
     """Each worker's settings: its share of relay-wide limits, and no status poller."""
     count = settings.server.workers
-    server = dataclasses.replace(
+    server = msgspec.structs.replace(
         settings.server,
         max_concurrent_connections=math.ceil(settings.server.max_concurrent_connections / count),
     )
-    intake = dataclasses.replace(
+    intake = msgspec.structs.replace(
         settings.intake,
         # Never below one delivery's worth, or a large delivery could not be admitted at all.
         max_inflight_events=max(
             settings.intake.max_events_per_delivery, settings.intake.max_inflight_events // count
         ),
     )
-    return dataclasses.replace(
+    return msgspec.structs.replace(
         settings, server=server, intake=intake, ultracart=StatusPollSettings()
     )
 

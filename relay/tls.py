@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from relay.config_sources import ConfigError
 from relay.metrics import TlsMetrics
+from relay.settings.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

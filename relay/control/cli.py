@@ -23,13 +23,14 @@ from relay.control import apply as applying
 from relay.control.catalog import supports_reflow
 from relay.control.client import UltraCartClient
 from relay.control.desired import ControlConfig, load
-from relay.control.errors import ConfigError, ControlError
+from relay.control.errors import ControlError
 from relay.control.factory import build_client, token_endpoint
 from relay.control.login import login
 from relay.control.models import Webhook, WebhookLog
 from relay.control.oauth import TokenStore
 from relay.control.rotate import rotate_credentials
 from relay.control.state import OwnershipState
+from relay.settings.errors import ConfigError
 
 _MASKED_HEADERS = frozenset({"authorization", "x-ultracart-simple-key", "cookie"})
 
@@ -56,7 +57,7 @@ def _guard(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except ControlError as error:
+        except (ControlError, ConfigError) as error:
             _say(f"relay: error: {error}")
             return EXIT_FAILURE
 
@@ -267,7 +268,6 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def _kafka_target(args: argparse.Namespace, event: str) -> tuple[str, str, dict[str, str]]:
     """(bootstrap, topic, extra consumer options), from flags or relay's own settings."""
-    from relay.config_sources import ConfigError as RelayConfigError
     from relay.routing import TopicRouter
     from relay.settings import Settings
 
@@ -275,7 +275,7 @@ def _kafka_target(args: argparse.Namespace, event: str) -> tuple[str, str, dict[
         return args.bootstrap, args.topic, {}
     try:
         settings = Settings.load(args.relay_config)
-    except RelayConfigError as error:
+    except ConfigError as error:
         raise ConfigError(
             f"relay settings (for the topic and brokers; or pass --topic and --bootstrap): {error}"
         ) from None

@@ -41,8 +41,6 @@ from relay.control.transport import HttpRequest, HttpResponse, Transport, Urllib
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://secure.ultracart.com/rest/v2"
-
 # Methods that are safe to repeat after a 5xx or a lost connection. POST is left out: a
 # repeated insert would create a second webhook, a repeated reflow would resend everything.
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 
 class ControlError(Exception):
-    """Base class: anything the CLI reports as a one-line error and exit code 1."""
-
-
-class ConfigError(ControlError):
-    """The control configuration (webhooks.toml, environment, secrets) is unusable."""
+    """Base class: anything the CLI reports as a one-line error and exit code 1 (as it does
+    ``relay.settings.ConfigError``, for webhooks.toml, the environment and secrets)."""
 
 
 class TransportError(ControlError):

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 
 from relay.control.client import RetryPolicy, UltraCartClient, WaitNotice
-from relay.control.config import ApiSettings
 from relay.control.credentials import Credentials, OAuthBearer, SimpleKey
-from relay.control.errors import ConfigError
 from relay.control.oauth import OAuthApp, TokenEndpoint, TokenStore
 from relay.control.transport import Transport, UrllibTransport
+from relay.settings.errors import ConfigError
+from relay.settings.ultracart import ApiSettings
 
 
 def token_endpoint(api: ApiSettings, transport: Transport | None = None) -> TokenEndpoint:
@@ -26,7 +26,7 @@ def token_endpoint(api: ApiSettings, transport: Transport | None = None) -> Toke
 
 def credentials_for(api: ApiSettings, transport: Transport | None = None) -> Credentials:
     if api.auth == "oauth":
-        assert api.oauth is not None  # parse_api_settings guarantees it
+        assert api.oauth is not None  # api_settings guarantees it
         return OAuthBearer(TokenStore(api.oauth.token_file), token_endpoint(api, transport))
     if api.simple_key is None:
         raise ConfigError(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relay.control.client import normalise_url
-from relay.control.errors import ConfigError
+from relay.settings.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -14,95 +14,23 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from relay.config_sources import ConfigError as SettingsError
 from relay.control.client import UltraCartClient
-from relay.control.config import ApiSettings, parse_api_settings
 from relay.control.errors import (
     AuthenticationError,
-    ConfigError,
     ControlError,
     RateLimitedError,
     TransportError,
 )
 from relay.control.models import Webhook
+from relay.settings.ultracart import StatusPollSettings, UltraCartPoller, resolve_poller
 
 logger = logging.getLogger(__name__)
 
-_POLL_KEYS = frozenset({"enabled", "poll_interval_seconds", "webhook_oid", "webhook_url"})
 # Below this interval the poller alone takes over a quarter of the hourly budget.
 _BUDGET_WARNING_SECONDS = 15.0
-
-
-def _coerce(value: Any) -> Any:
-    """Environment overrides arrive as text; TOML values arrive typed."""
-    if not isinstance(value, str):
-        return value
-    lowered = value.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(lowered)
-        except ValueError:
-            continue
-    return value
-
-
-@dataclass(frozen=True)
-class StatusPollSettings:
-    """The ``[ultracart]`` table of relay.toml: off unless ``enabled = true``."""
-
-    enabled: bool = False
-    api: ApiSettings = dataclasses.field(default_factory=ApiSettings)
-    poll_interval_seconds: float = 60.0
-    webhook_oid: int | None = None
-    webhook_url: str | None = None
-
-    @classmethod
-    def parse(
-        cls, table: Mapping[str, Any], env: Mapping[str, str] | None = None
-    ) -> StatusPollSettings:
-        """Parse relay.toml's ``[ultracart]``; errors are relay's settings ConfigError, so
-        ``relay serve`` reports them like any other setting."""
-        try:
-            return cls._parse(table, os.environ if env is None else env)
-        except ConfigError as error:
-            raise SettingsError(str(error)) from None
-
-    @classmethod
-    def _parse(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> StatusPollSettings:
-        raw = {key: _coerce(value) for key, value in table.items()}
-        if isinstance(raw.get("oauth"), Mapping):
-            raw["oauth"] = {k: _coerce(v) for k, v in raw["oauth"].items()}
-        enabled = bool(raw.get("enabled", False))
-        if not enabled:
-            return cls()
-        api = parse_api_settings(
-            {k: v for k, v in raw.items() if k not in _POLL_KEYS}, env, extra_keys=frozenset()
-        )
-        interval = raw.get("poll_interval_seconds", 60.0)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
-            raise ConfigError("[ultracart] poll_interval_seconds must be at least 1")
-        oid = raw.get("webhook_oid")
-        url = raw.get("webhook_url")
-        if oid is None and not url:
-            raise ConfigError("[ultracart] set webhook_oid or webhook_url to say what to poll")
-        if api.auth == "simple_key" and api.simple_key is None:
-            raise ConfigError("[ultracart] no simple key: set $ULTRACART_SIMPLE_KEY or "
-                              "simple_key_env / simple_key_file")
-        return cls(
-            enabled=True,
-            api=api,
-            poll_interval_seconds=float(interval),
-            webhook_oid=int(oid) if oid is not None else None,
-            webhook_url=str(url) if url else None,
-        )
 
 
 class WebhookStatusGauges:
@@ -231,12 +159,19 @@ class PollerTask:
 
 
 def start_status_poller(
-    settings: StatusPollSettings, registry: CollectorRegistry
+    settings: UltraCartPoller, registry: CollectorRegistry
 ) -> PollerTask | None:
-    """Start polling if ``[ultracart] enabled``; the caller stops the returned task."""
+    """Start polling if ``[ultracart] enabled``; the caller stops the returned task.
+
+    ``Settings.load`` has read the table's secrets already (as a ``StatusPollSettings``);
+    a table built in code has them read here, from the process environment."""
     if not settings.enabled:
         return None
     from relay.control.factory import build_client
+
+    if not isinstance(settings, StatusPollSettings) or settings.api is None:
+        settings = resolve_poller(settings, os.environ)
+    assert settings.api is not None  # resolve_poller reads it for an enabled table
 
     # One attempt per poll and a short timeout: the next poll is the retry, and shutdown
     # never waits behind a backoff.

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.credentials import PAIR_RULE, pair_lines, parse_pair
 from relay.errors import Unauthorized
 from relay.secrets import Secret
 
@@ -46,12 +47,11 @@ def _digest(pair: bytes) -> bytes:
 def read_credentials_file(path: Path) -> list[Secret]:
     """One ``user:password`` per line; blank lines and ``#`` comments are ignored."""
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        if ":" not in text or text.startswith(":"):
-            raise ValueError(f"{path}:{number} is not of the form user:password")
+    for number, text in pair_lines(path.read_text(encoding="utf-8")):
+        try:
+            parse_pair(text)
+        except ValueError:
+            raise ValueError(f"{path}:{number} {PAIR_RULE}") from None
         pairs.append(Secret(text))
     return pairs
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.config_sources import ConfigError
-from relay.settings import IntakeSettings, KafkaSettings
+from relay.settings import ConfigError, IntakeSettings, KafkaSettings
 
 # Options that carry the delivery contract. An operator may tune anything else, but a
 # 200 must keep meaning "every in-sync replica has it, with no duplicates from retries".

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relay.control.desired import load
-from relay.control.errors import ConfigError
+from relay.settings import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "webhooks.toml"
 
@@ -43,7 +43,8 @@ def test_shipped_example_loads_with_env_overrides(tmp_path: Path) -> None:
     [
         ('[webhook]\nurl = "https://x"\n[[webhook.events]]\nname = "item_updated"\n',
          "unknown event name 'item_updated'"),
-        ('[webhook]\nurl = "https://x"\nmaximum_event = 5\n', "unknown key(s) maximum_event"),
+        ('[webhook]\nurl = "https://x"\nmaximum_event = 5\n',
+         "unknown setting webhook.maximum_event"),
         ('[webhook]\nurl = "ftp://x"\n', "url must be the http(s) URL"),
         ('[webhook]\nurl = "https://x"\n', "at least one [[webhook.events]]"),
         ('[ultracart]\nauth = "oauth"\n[webhook]\nurl = "https://x"\n'

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.app import create_app
-from relay.config_sources import ConfigError as SettingsError
 from relay.control.client import RetryPolicy
 from relay.control.models import Webhook
-from relay.control.status_poller import StatusPoller, StatusPollSettings, WebhookStatusGauges
-from relay.settings import Settings
+from relay.control.status_poller import StatusPoller, WebhookStatusGauges
+from relay.settings import ConfigError as SettingsError
+from relay.settings import Settings, StatusPollSettings
 from tests.control.conftest import SIMPLE_KEY, Emulator
 from tests.control.test_client import make_client
 from tests.fakes import FakeSink
@@ -89,18 +89,31 @@ def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Pat
 
 
 def test_settings_are_off_by_default_and_checked_when_on() -> None:
-    assert StatusPollSettings.parse({}).enabled is False
+    def poller(**env: str) -> StatusPollSettings:
+        loaded = Settings.load(
+            env={"RELAY_AUTH__BASIC_CREDENTIALS": "u:p", "ULTRACART_SIMPLE_KEY": "k", **env}
+        )
+        assert isinstance(loaded.ultracart, StatusPollSettings)
+        return loaded.ultracart
+
+    assert poller().enabled is False
     default = Settings.from_mapping({"auth": {"basic_credentials": ["u:p"]}})
     assert default.ultracart.enabled is False
     with pytest.raises(SettingsError, match="webhook_oid or webhook_url"):
-        StatusPollSettings.parse({"enabled": "true"}, env={"ULTRACART_SIMPLE_KEY": "k"})
+        poller(RELAY_ULTRACART__ENABLED="true")
     with pytest.raises(SettingsError, match="at least 1"):
-        StatusPollSettings.parse(
-            {"enabled": True, "webhook_oid": 5, "poll_interval_seconds": 0.1},
+        Settings.from_mapping(
+            {
+                "auth": {"basic_credentials": ["u:p"]},
+                "ultracart": {"enabled": True, "webhook_oid": 5, "poll_interval_seconds": 0.1},
+            },
             env={"ULTRACART_SIMPLE_KEY": "k"},
         )
-    parsed = StatusPollSettings.parse(
-        {"enabled": "true", "webhook_oid": "5", "poll_interval_seconds": "30"},  # env text
-        env={"ULTRACART_SIMPLE_KEY": "k"},
+    parsed = poller(  # environment text, read by each field's type
+        RELAY_ULTRACART__ENABLED="true",
+        RELAY_ULTRACART__WEBHOOK_OID="5",
+        RELAY_ULTRACART__POLL_INTERVAL_SECONDS="30",
     )
     assert (parsed.webhook_oid, parsed.poll_interval_seconds) == (5, 30.0)
+    assert parsed.api is not None and parsed.api.simple_key is not None
+    assert parsed.api.simple_key.reveal() == "k"

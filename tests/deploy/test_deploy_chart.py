@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import dataclasses
 import json
 import math
 import re
@@ -24,15 +23,14 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate.utils as kubernetes_schemas  # type: ignore[import-untyped]
+import msgspec.inspect as mi
 import pytest
 import yaml
 
-from relay.config_sources import ConfigError
-from relay.control.config import API_KEYS, OAUTH_KEYS
 from relay.control.desired import load as load_webhooks
-from relay.control.status_poller import StatusPollSettings
 from relay.kafka.client_config import producer_config
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
+from relay.settings.coerce import unwrap
 from tests.deploy.fake_kube import FakeKube, fake_kube
 from tests.deploy.support import (
     CHART_DIR,
@@ -695,24 +693,20 @@ def _schema_keys(node: dict[str, Any], prefix: str = "") -> set[str]:
 
 
 def _relay_keys() -> set[str]:
-    """Every key relay's settings loader reads, from its own settings types."""
-    keys = set()
-    defaults = Settings()
-    for section in (f.name for f in dataclasses.fields(Settings)):
-        keys.add(section)
-        if section in OPEN_TABLES:
-            continue
-        if section == "ultracart":
-            poll = {f.name for f in dataclasses.fields(StatusPollSettings)} - {"api"}
-            keys |= {f"ultracart.{k}" for k in poll | API_KEYS}
-            keys |= {f"ultracart.oauth.{k}" for k in OAUTH_KEYS}
-            continue
-        table = getattr(defaults, section)
-        for child in dataclasses.fields(table):
-            keys.add(f"{section}.{child.name}")
-            nested = getattr(table, child.name)
-            if dataclasses.is_dataclass(nested):  # a sub-table, e.g. auth.signature
-                keys |= {f"{section}.{child.name}.{f.name}" for f in dataclasses.fields(nested)}
+    """Every key relay's settings loader reads, from its schema."""
+    keys: set[str] = set()
+
+    def walk(node: mi.Type, prefix: str) -> None:
+        node = unwrap(node)
+        if not isinstance(node, mi.StructType):
+            return
+        for field in node.fields:
+            path = f"{prefix}.{field.encode_name}".lstrip(".")
+            keys.add(path)
+            if path not in OPEN_TABLES:
+                walk(field.type, path)
+
+    walk(mi.type_info(Settings), "")
     return keys
 
 

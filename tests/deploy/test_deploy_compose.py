@@ -27,7 +27,7 @@ import yaml
 from relay.cli import build_parser
 from relay.control import desired
 from relay.kafka.client_config import admin_config, producer_config
-from relay.settings import Settings
+from relay.settings import Settings, StatusPollSettings
 from tests.deploy.support import REPO_ROOT, find_file, write_self_signed_pair
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -666,6 +666,7 @@ def test_status_poller_is_opt_in_and_polls_the_emulator(
     monkeypatch.setenv("ULTRACART_SIMPLE_KEY", env["ULTRACART_SIMPLE_KEY"])
     poller = relay_settings(relay, env).ultracart
     assert poller.enabled
+    assert isinstance(poller, StatusPollSettings) and poller.api is not None
     emulator_port = build_parser().parse_args(relay_argv(services["emulator"])).port
     api = urlsplit(poller.api.base_url)
     assert (api.hostname, api.port) == ("emulator", emulator_port)

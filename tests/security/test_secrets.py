@@ -18,10 +18,9 @@ import httpx2
 import orjson
 import pytest
 
-from relay.config_sources import ConfigError
 from relay.intake.signature import sign
 from relay.secrets import Secret
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 from tests.support.broker import LocalBroker
 from tests.support.relay import RelayProcess, topic_env
 

@@ -90,7 +90,7 @@ def test_usage_errors_exit_2_and_nothing_else_does(
     code, _, err = run(capsys, monkeypatch, {"RELAY_SERVER__PORTT": "1"}, "check-config")
     assert code == 1
     assert err.strip() == (
-        "relay: configuration error: unknown setting(s): server.portt (set by RELAY_SERVER__PORTT)"
+        "relay: configuration error: RELAY_SERVER__PORTT: unknown setting server.portt"
     )
 
 
@@ -158,7 +158,7 @@ def test_preflight_names_the_line_of_a_broken_credentials_file_never_its_content
     settings = Settings.from_mapping({"auth": {"basic_credentials_file": str(path)}})
     [problem] = preflight(settings, env={})
     assert problem.setting == "auth.basic_credentials_file"
-    assert f"{path}:3 is not of the form user:password" in problem.message
+    assert f'{path}:3 must be "user:password"' in problem.message
     assert "no-colon-secret-here" not in str(problem) and "good-one" not in str(problem)
 
 

@@ -8,9 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from relay.app import create_app
-from relay.config_sources import ConfigError
 from relay.errors import Unavailable
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 from tests.fakes import FakeSink
 from tests.support.waiting import wait_until
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import socket
 
+import msgspec
 import pytest
 
-from relay.config_sources import ConfigError
-from relay.control.status_poller import StatusPollSettings
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings, StatusPollSettings
 from relay.supervisor import bind_sockets, worker_settings
 
 MINIMAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw"}
@@ -31,7 +29,7 @@ def test_each_worker_enforces_its_share_of_relay_wide_limits() -> None:
 def test_workers_leave_the_status_poller_to_the_supervisor() -> None:
     """The UltraCart status poller runs once, in the supervisor, never once per worker."""
     polling = StatusPollSettings(enabled=True, webhook_oid=7, poll_interval_seconds=30.0)
-    settings = dataclasses.replace(
+    settings = msgspec.structs.replace(
         Settings.load(env={**MINIMAL_ENV, "RELAY_SERVER__WORKERS": "2"}), ultracart=polling
     )
     assert settings.ultracart.enabled  # the supervisor's own settings keep it

@@ -14,10 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.app import create_app
-from relay.config_sources import ConfigError
 from relay.metrics import TlsMetrics
 from relay.server import Servers
-from relay.settings import Settings
+from relay.settings import ConfigError, Settings
 from relay.tls import CertificateReloader, certificate_expiry
 from tests.fakes import FakeSink
 from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
