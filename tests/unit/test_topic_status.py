@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -78,7 +78,8 @@ def readiness(status: TopicStatus, metrics: RelayMetrics) -> tuple[int, dict[str
     return response.status_code, response.json()
 
 
-def test_readyz_names_missing_topics_until_they_exist() -> None:
+@pytest.mark.anyio
+async def test_readyz_names_missing_topics_until_they_exist() -> None:
     metrics = RelayMetrics()
     check = ScriptedCheck(
         KafkaUnreachable("kafka:9092", "Connection refused"),
@@ -89,12 +90,12 @@ def test_readyz_names_missing_topics_until_they_exist() -> None:
     code, body = readiness(status, metrics)
     assert code == 200 and body["topics"] == {"checked": False, "error": None}
 
-    assert asyncio.run(status.check_once()) == 10.0  # unreachable: retry soon
+    assert await status.check_once() == 10.0  # unreachable: retry soon
     code, body = readiness(status, metrics)
     assert code == 200
     assert body["topics"] == {"checked": False, "error": "cannot reach Kafka at kafka:9092: "
                               "Connection refused"}
-    assert asyncio.run(status.check_once()) == 30.0  # missing: check again later
+    assert await status.check_once() == 30.0  # missing: check again later
     code, body = readiness(status, metrics)
     assert code == 503
     assert body["ready"] is False
@@ -102,20 +103,21 @@ def test_readyz_names_missing_topics_until_they_exist() -> None:
     assert body["topics"]["auto_create"] is False
     assert b"relay_topics_missing 1.0" in generate_latest(metrics.registry)
 
-    assert asyncio.run(status.check_once()) is None  # all there: no more checks
+    assert await status.check_once() is None  # all there: no more checks
     assert check.calls == 3
     code, body = readiness(status, metrics)
     assert code == 200 and body["topics"]["missing"] == []
     assert b"relay_topics_missing 0.0" in generate_latest(metrics.registry)
 
 
-def test_missing_topics_on_an_auto_creating_cluster_leave_relay_ready() -> None:
+@pytest.mark.anyio
+async def test_missing_topics_on_an_auto_creating_cluster_leave_relay_ready() -> None:
     metrics = RelayMetrics()
     status = TopicStatus(
         SETTINGS, metrics.topics_missing,
         ScriptedCheck(report(("ultracart.order_create",), auto_create=True)),
     )
-    asyncio.run(status.run())  # returns: nothing to wait for
+    await status.run()  # returns: nothing to wait for
     code, body = readiness(status, metrics)
     assert code == 200
     assert body["topics"]["missing"] == ["ultracart.order_create"]
