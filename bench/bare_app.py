@@ -1,6 +1,6 @@
 """The HTTP ceiling: a bare Starlette handler that reads the body and answers 200.
 
-Served by relay's own server code (``relay.server.serve``, hence the same uvicorn settings,
+Served by relay's own server code (``relay.serving.run.serve``, hence the same uvicorn settings,
 loop, HTTP parser and worker processes), so the gap between it and relay is what relay's
 own work costs: authentication, parsing, records, Kafka.
 """
@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.app import admin_routes, build_runtime
-from relay.records import Record
+from relay.events.records import Record
+from relay.serving.app import admin_routes, build_runtime
 from relay.settings import Settings
 
 _OK = b'{"status":"ok"}'

@@ -8,7 +8,7 @@ import sys
 from bench.bare_app import create_bare_app
 from bench.bridge_app import create_bridge_app
 from relay.log_context import configure_logging
-from relay.server import serve
+from relay.serving.run import serve
 from relay.settings import Settings
 
 _APPS = {"bare": create_bare_app, "bridge": create_bridge_app}

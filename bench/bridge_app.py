@@ -4,7 +4,7 @@ A Starlette handler that reads the body, produces the records relay would build 
 answers 200 once Kafka has acknowledged every one: the same contract as relay, and nothing
 else. No authentication, no parsing or validation (the records are built before the run by
 relay's own parser and ``RecordBuilder`` and looked up by body), no metrics, no admission
-control, no deadlines. Served by ``relay.server.serve`` with relay's producer settings, so
+control, no deadlines. Served by ``relay.serving.run.serve`` with relay's producer settings, so
 the HTTP stack and the Kafka client are exactly relay's.
 
 Between the bare app and this floor lies what the Kafka round trip costs on this stack;
@@ -25,8 +25,8 @@ from starlette.responses import Response
 
 from bench.bare_app import reference_app
 from bench.producer import build_deliveries
+from relay.events.records import Record
 from relay.kafka.client_config import producer_config
-from relay.records import Record
 from relay.settings import Settings
 
 BODIES_FILE_ENV = "BENCH_BODIES_FILE"

@@ -30,10 +30,10 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from bench.stats import latency_summary
+from relay.events.records import Record, RecordBuilder, now_utc
+from relay.events.routing import KeyPicker, TopicRouter
 from relay.intake.parsing import parse_delivery
 from relay.kafka.client_config import producer_config
-from relay.records import Record, RecordBuilder, now_utc
-from relay.routing import KeyPicker, TopicRouter
 from relay.settings import Settings
 
 # Sleep granularity of the pacer (as in bench.loadgen).

@@ -7,6 +7,10 @@ takes is never refused by another (an empty password once passed one check and n
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from relay.secrets import Secret
+
 # Said after the place the pair came from; it never quotes the pair, which is a secret.
 PAIR_RULE = 'must be "user:password" with neither part empty'
 
@@ -28,3 +32,15 @@ def pair_lines(text: str) -> list[tuple[int, str]]:
         for number, line in enumerate(text.splitlines(), start=1)
         if line.strip() and not line.strip().startswith("#")
     ]
+
+
+def read_credentials_file(path: Path) -> list[Secret]:
+    """One ``user:password`` per line; blank lines and ``#`` comments are ignored."""
+    pairs = []
+    for number, text in pair_lines(path.read_text(encoding="utf-8")):
+        try:
+            parse_pair(text)
+        except ValueError:
+            raise ValueError(f"{path}:{number} {PAIR_RULE}") from None
+        pairs.append(Secret(text))
+    return pairs

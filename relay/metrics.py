@@ -3,7 +3,7 @@
 Labels come from bounded sets only (event type from the catalog, outcome, reason), never
 from request data, so a hostile sender cannot blow up the number of series.
 
-With several worker processes (``relay.supervisor``) each gauge says how to combine the
+With several worker processes (``relay.serving.supervisor``) each gauge says how to combine the
 workers' values; the mode is ignored when relay runs as a single process.
 """
 
@@ -12,7 +12,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from relay import __version__
-from relay.http_guard import REFUSALS
+
+# Why the intake server's head guard (relay.serving.http_guard) refused a request: the
+# label values of relay_http_refused_total and the "error" codes of its answers. Defined
+# here, with the metric, so the metrics layer needs nothing from the serving layer.
+HEADERS_TOO_LARGE = "headers_too_large"
+HEADER_TIMEOUT = "header_timeout"
+REFUSALS = (HEADERS_TOO_LARGE, HEADER_TIMEOUT)
 
 # Acknowledgement latency spans sub-millisecond (warm producer, loopback) to the deadline.
 _LATENCY_BUCKETS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relay.errors import Unavailable
-from relay.records import Record
+from relay.events.errors import Unavailable
+from relay.events.records import Record
 
 
 class FakeSink:

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from relay.consumers.reading import ReadRecord, Start, TopicReader
-from relay.errors import DeliveryError
+from relay.events.errors import DeliveryError
+from relay.events.records import Record, RecordBuilder, now_utc
+from relay.events.routing import KeyPicker, TopicRouter
 from relay.intake.body import decode_content_encoding
 from relay.intake.parsing import parse_delivery
 from relay.kafka.client_config import producer_config
 from relay.kafka.publisher import KafkaPublisher
 from relay.metrics import RelayMetrics
-from relay.records import Record, RecordBuilder, now_utc
-from relay.routing import KeyPicker, TopicRouter
 from relay.settings import Settings
 
 REPLAYED_FROM_HEADER = "relay_replayed_from"

@@ -18,7 +18,7 @@ from typing import TextIO
 import orjson
 
 from relay.consumers.reading import ReadRecord, Start, TopicReader
-from relay.routing import TopicRouter
+from relay.events.routing import TopicRouter
 from relay.settings import Settings
 
 

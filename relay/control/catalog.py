@@ -1,6 +1,6 @@
-"""What the control plane adds to relay's event catalog (``relay.catalog``).
+"""What the control plane adds to relay's event catalog (``relay.events.catalog``).
 
-The events and categories themselves live in ``relay.catalog`` (WEBHOOKS.md section 3),
+The events and categories themselves live in ``relay.events.catalog`` (WEBHOOKS.md section 3),
 shared with intake. Here: which expansions UltraCart documents, which events can be
 reflowed, and lookups for grouping desired events into the categories UltraCart expects.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from relay.catalog import CATEGORY_BY_EVENT, REFLOW_EVENTS
+from relay.events.catalog import CATEGORY_BY_EVENT, REFLOW_EVENTS
 
 ORDER_EXPANSIONS: Final = (
     "affiliate", "affiliate.ledger", "auto_order", "billing", "channel_partner", "checkout",

@@ -27,7 +27,7 @@ from relay.control.desired import BasicCredentials, ControlConfig
 from relay.control.errors import ControlError
 from relay.control.models import Webhook
 from relay.control.plan import READ_ONLY_FIELDS
-from relay.intake.basic_auth import read_credentials_file
+from relay.credentials import read_credentials_file
 from relay.secrets import Secret
 from relay.settings.errors import ConfigError
 

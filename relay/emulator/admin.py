@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.catalog import KNOWN_EVENTS
 from relay.emulator.store import EmulatorState
+from relay.events.catalog import KNOWN_EVENTS
 
 
 async def _body(request: Request) -> dict[str, Any]:

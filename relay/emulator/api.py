@@ -11,13 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.catalog import KNOWN_EVENTS
 from relay.control.catalog import supports_reflow
 from relay.control.client import normalise_url
 from relay.control.models import API_VERSION
 from relay.emulator.envelope import ApiError, no_content, ok, page
 from relay.emulator.guard import guarded
 from relay.emulator.store import WRITABLE, EmulatorState, StoredWebhook, Subscription
+from relay.events.catalog import KNOWN_EVENTS
 
 _AUTH_TYPES = ("none", "basic", "api user", "aws iam")
 

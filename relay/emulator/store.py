@@ -12,7 +12,6 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.catalog import EVENTS_BY_CATEGORY
 from relay.control.catalog import AVAILABLE_EXPANSIONS, supports_reflow
 from relay.control.models import (
     Webhook,
@@ -22,6 +21,7 @@ from relay.control.models import (
 )
 from relay.emulator.options import EmulatorOptions
 from relay.emulator.seed import JsonObject, make_items, make_orders
+from relay.events.catalog import EVENTS_BY_CATEGORY
 
 # Settings a client may write; everything else on a Webhook is UltraCart's own.
 WRITABLE = (

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.credentials import PAIR_RULE, pair_lines, parse_pair
-from relay.errors import Unauthorized
+from relay.credentials import read_credentials_file
+from relay.events.errors import Unauthorized
 from relay.secrets import Secret
 
 logger = logging.getLogger(__name__)
@@ -42,18 +42,6 @@ def _digest(pair: bytes) -> bytes:
     # Comparing fixed-size digests keeps the time independent of where the bytes differ
     # and of the length of either side.
     return hashlib.sha256(pair).digest()
-
-
-def read_credentials_file(path: Path) -> list[Secret]:
-    """One ``user:password`` per line; blank lines and ``#`` comments are ignored."""
-    pairs = []
-    for number, text in pair_lines(path.read_text(encoding="utf-8")):
-        try:
-            parse_pair(text)
-        except ValueError:
-            raise ValueError(f"{path}:{number} {PAIR_RULE}") from None
-        pairs.append(Secret(text))
-    return pairs
 
 
 class BasicCredentials:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import ClientDisconnect, Request
 
 from relay.deadlines import Deadlines
-from relay.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from relay.events.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from relay.intake.decoding import gunzip_bounded
 from relay.settings import IntakeSettings
 

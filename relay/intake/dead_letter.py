@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from relay.errors import RejectedDelivery
-from relay.records import Headers, Record, event_id
+from relay.events.errors import RejectedDelivery
+from relay.events.records import Headers, Record, event_id
 
 DEAD_LETTER_LABEL = "dead_letter"
 

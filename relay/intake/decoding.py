@@ -10,7 +10,7 @@ import base64
 import binascii
 import zlib
 
-from relay.errors import MalformedDelivery, PayloadTooLarge
+from relay.events.errors import MalformedDelivery, PayloadTooLarge
 
 _CHUNK = 64 * 1024
 

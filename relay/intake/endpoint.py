@@ -21,17 +21,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from relay.deadlines import Deadlines
-from relay.errors import DeliveryError, RejectedDelivery, Unauthorized, Unavailable
+from relay.events.errors import DeliveryError, RejectedDelivery, Unauthorized, Unavailable
+from relay.events.records import Record, RecordBuilder, now_utc
+from relay.events.sink import EventSink
 from relay.intake.basic_auth import BasicCredentials
 from relay.intake.body import check_media_type, decode_content_encoding, read_body
 from relay.intake.dead_letter import dead_letter_record
 from relay.intake.parsing import parse_delivery
 from relay.intake.responses import error_response, json_response
 from relay.intake.signature import SignatureVerifier
-from relay.kafka.publisher import EventSink
 from relay.log_context import request_id_var
 from relay.metrics import RelayMetrics
-from relay.records import Record, RecordBuilder, now_utc
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from relay.errors import InvalidDelivery, MalformedDelivery
+from relay.events.errors import InvalidDelivery, MalformedDelivery
+from relay.events.records import Event
 from relay.intake.decoding import b64decode_strict, gunzip_bounded
 
 # Event names become metric labels and parts of topic names: keep them to a safe alphabet.
@@ -44,13 +45,6 @@ class _InnerEnvelope(msgspec.Struct):
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _INFLATED = msgspec.json.Decoder(_Events | _InnerEnvelope)
 _ANY = msgspec.json.Decoder()
-
-
-class Event(NamedTuple):
-    # A NamedTuple: built once per event, cheaper than a frozen dataclass.
-    name: str
-    # The event's JSON object exactly as received, whitespace inside it included.
-    raw: bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from relay.errors import DeliveryError
+from relay.events.errors import DeliveryError
 
 
 def json_response(

@@ -14,7 +14,7 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from relay.errors import Unauthorized
+from relay.events.errors import Unauthorized
 from relay.secrets import Secret
 
 _SECRET_PREFIX = "whsec_"

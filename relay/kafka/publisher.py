@@ -18,32 +18,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
-from relay.errors import PayloadTooLarge, Unavailable
+from relay.events.errors import PayloadTooLarge, Unavailable
+from relay.events.records import Record
 from relay.kafka.client_config import max_message_bytes
 from relay.metrics import RelayMetrics
-from relay.records import Record
 
 logger = logging.getLogger(__name__)
 
 # Headroom for the key, headers and record framing on top of the value.
 _RECORD_OVERHEAD = 1024
-
-
-class EventSink(Protocol):
-    """Where records go. The Kafka publisher in production; a fake in pure-logic tests."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    async def publish(self, records: Sequence[Record], timeout: float) -> None:
-        """Return once every record is acknowledged; raise ``Unavailable`` otherwise."""
-        ...
 
 
 class _Batch:

@@ -19,9 +19,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
+from relay.events.routing import TopicRouter
 from relay.kafka.admin import Admin
 from relay.kafka.client_config import max_message_bytes, producer_config
-from relay.routing import TopicRouter
 from relay.settings import Settings
 
 # Apache Kafka's defaults, used when a broker does not say (it always should).

@@ -7,8 +7,8 @@ from confluent_kafka import KafkaException
 # confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
 from confluent_kafka.cimpl import NewTopic
 
+from relay.events.routing import TopicRouter
 from relay.kafka.admin import Admin, KafkaRefused
-from relay.routing import TopicRouter
 from relay.settings import Settings
 
 

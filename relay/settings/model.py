@@ -45,12 +45,13 @@ class ServerSettings(Table, frozen=True):
     keep_alive_seconds: float = 75.0
     # A client that has not sent its whole body by then gets a 408 (slow-loris guard).
     body_timeout_seconds: float = 20.0
-    # The request line and headers: a bigger head gets 431, a slower one 408 (relay.http_guard).
+    # The request line and headers: a bigger head gets 431, a slower one 408
+    # (relay.serving.http_guard).
     max_header_bytes: int = 32 * 1024
     header_timeout_seconds: float = 10.0
     max_concurrent_connections: int = 1000
     # HTTPS on the intake port when both are set (PEM; the certificate file may carry its
-    # chain after it). The admin port stays plain HTTP. See relay.tls.
+    # chain after it). The admin port stays plain HTTP. See relay.serving.tls.
     tls_cert_file: str = ""
     tls_key_file: str = ""
     # How often the two files are read for a renewed certificate, loaded without a restart.
@@ -96,13 +97,8 @@ class ServerSettings(Table, frozen=True):
             )
         if self.tls_reload_interval_seconds <= 0:
             raise ValueError("server.tls_reload_interval_seconds must be above 0")
-        if self.tls_enabled:
-            # Imported here: relay.tls raises this package's ConfigError, so importing it at
-            # the top would be a cycle.
-            from relay.tls import check_pair
-
-            # Load the pair now, so check-config and serve refuse what could not be served.
-            check_pair(self.tls_cert_file, self.tls_key_file)
+        # Whether the files load as a matching pair is checked by relay.serving.preflight,
+        # which serve and check-config both run: settings only read configuration.
 
 
 class IntakeSettings(Table, frozen=True):

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay.records import Headers, Record
+from relay.events.records import Headers, Record
 
 _PREFIX = struct.Struct(">QI")
 PREFIX_SIZE = _PREFIX.size

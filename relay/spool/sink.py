@@ -23,10 +23,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay.errors import DeliveryError, PayloadTooLarge, Unavailable
-from relay.kafka.publisher import EventSink
+from relay.events.errors import DeliveryError, PayloadTooLarge, Unavailable
+from relay.events.records import Record
+from relay.events.sink import EventSink
 from relay.metrics import RelayMetrics
-from relay.records import Record
 from relay.settings import Settings
 from relay.spool.codec import decode_delivery, encode_delivery
 from relay.spool.group_sync import GroupSync

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relay.app import create_app
+from relay.serving.app import create_app
 from relay.settings import Settings
 from tests.fakes import FakeSink
 from tests.support.server_thread import ServerThread

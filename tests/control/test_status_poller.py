@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from relay.app import create_app
 from relay.control.client import RetryPolicy
 from relay.control.models import Webhook
 from relay.control.status_poller import StatusPoller, WebhookStatusGauges
+from relay.serving.app import create_app
 from relay.settings import ConfigError as SettingsError
 from relay.settings import Settings, StatusPollSettings
 from tests.control.conftest import SIMPLE_KEY, Emulator

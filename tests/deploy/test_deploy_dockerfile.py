@@ -197,7 +197,7 @@ def test_build_context_holds_what_the_dockerfile_copies(ignore_patterns: list[st
     ):
         assert not _allowed(secretish, ignore_patterns), f"{secretish} would enter the image"
     assert not _allowed("relay/__pycache__/app.cpython-311.pyc", ignore_patterns)
-    assert _allowed("relay/app.py", ignore_patterns)
+    assert _allowed("relay/serving/app.py", ignore_patterns)
 
 
 def test_dependencies_come_from_the_lock_with_hashes() -> None:

@@ -59,7 +59,7 @@ def test_lock_pins_every_runtime_dependency_within_its_range() -> None:
 
 
 def test_uvicorn_is_capped_below_the_next_minor() -> None:
-    # relay/http_guard.py subclasses uvicorn's private HttpToolsProtocol.
+    # relay/serving/http_guard.py subclasses uvicorn's private HttpToolsProtocol.
     (uvicorn,) = [Requirement(d) for d in runtime_dependencies() if d.startswith("uvicorn")]
     installed = Version(importlib.metadata.version("uvicorn"))
     assert uvicorn.specifier.contains(installed)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.control import cli
+from relay import cli
 from relay.emulator.app import create_emulator_app
 from relay.emulator.options import EmulatorOptions
 from relay.emulator.recording import Exchange

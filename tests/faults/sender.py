@@ -19,7 +19,7 @@ import httpx2
 import orjson
 
 _FILLER = "x" * 200  # a realistic few hundred bytes per event
-# The field relay keys each event by (relay/routing.py defaults).
+# The field relay keys each event by (relay/events/routing.py defaults).
 _KEY_FIELD = {"order_create": "order_id", "item_update": "merchant_item_id"}
 
 

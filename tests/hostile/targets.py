@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from relay.errors import RejectedDelivery
+from relay.events.errors import RejectedDelivery
+from relay.events.records import RecordBuilder
+from relay.events.routing import KeyPicker, TopicRouter
 from relay.intake.body import decode_content_encoding
 from relay.intake.decoding import b64decode_strict, gunzip_bounded
 from relay.intake.parsing import parse_delivery
-from relay.records import RecordBuilder
-from relay.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings, TopicSettings
 
 MAX_EVENTS = 50

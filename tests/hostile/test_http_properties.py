@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from relay.app import create_app
+from relay.serving.app import create_app
 from relay.settings import Settings
 from tests.fakes import FakeSink
 from tests.hostile.strategies import hostile_bodies

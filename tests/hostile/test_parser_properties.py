@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from relay.errors import MalformedDelivery, PayloadTooLarge, RejectedDelivery
+from relay.events.errors import MalformedDelivery, PayloadTooLarge, RejectedDelivery
 from relay.intake.decoding import gunzip_bounded
 from relay.intake.parsing import parse_delivery
 from tests.hostile import targets

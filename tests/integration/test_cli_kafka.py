@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from relay.app import create_app
+from relay.serving.app import create_app
 from relay.settings import Settings
 from tests.support.kafka import create_topics
 from tests.support.net import free_port

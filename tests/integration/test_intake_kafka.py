@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from relay.records import event_id
+from relay.events.records import event_id
 from tests.support.kafka import consume_all
 from tests.support.relay import CREDENTIALS, RelayProcess
 

@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from relay.app import create_admin_app, create_app
+from relay.serving.app import create_admin_app, create_app
 from relay.settings import ServerSettings, Settings
 from tests.fakes import FakeSink
 

@@ -109,7 +109,7 @@ def test_no_secret_leaks_into_logs_bodies_or_metrics(
 def test_configuration_errors_name_the_key_not_the_value(
     raw: dict[str, object], secret: str
 ) -> None:
-    from relay.app import create_app
+    from relay.serving.app import create_app
 
     with pytest.raises((ConfigError, ValueError)) as caught:
         create_app(Settings.from_mapping(raw))

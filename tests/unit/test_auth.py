@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.errors import Unauthorized
+from relay.events.errors import Unauthorized
 from relay.intake.basic_auth import BasicCredentials
 from relay.intake.signature import SignatureVerifier, sign
 from relay.secrets import Secret

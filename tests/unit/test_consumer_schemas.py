@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from relay.catalog import KNOWN_EVENTS
-from relay.consumers.cli import register
+from relay.cli.consumers import register
 from relay.consumers.schema_store import SchemaStore
+from relay.events.catalog import KNOWN_EVENTS
 from tests.support.relay import REPO_ROOT
 from tests.support.schemas import schema_errors
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from relay.app import Runtime, create_app
+from relay.serving.app import Runtime, create_app
 from relay.settings import Settings
 from tests.fakes import FakeSink
 

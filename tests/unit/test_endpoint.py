@@ -9,8 +9,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from relay.app import create_app
-from relay.errors import Unavailable
+from relay.events.errors import Unavailable
+from relay.serving.app import create_app
 from relay.settings import Settings
 from tests.fakes import FakeSink
 

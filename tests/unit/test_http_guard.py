@@ -1,6 +1,6 @@
 """The head guard's 431 and 408 are counted in the app's own registry (no broker needed).
 
-relay.server.Servers runs in a thread with a fake sink: the same server_config, guard and
+relay.serving.server.Servers runs in a thread with a fake sink: the same server_config, guard and
 RelayMetrics as ``relay serve``. tests/hostile/test_wire_limits.py checks the same counts
 against a real ``relay serve`` process and broker, through the admin port's scrape.
 """
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.app import create_app
-from relay.server import Servers
+from relay.serving.app import create_app
+from relay.serving.server import Servers
 from relay.settings import Settings
 from tests.fakes import FakeSink
 from tests.support.net import free_port

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from relay.errors import InvalidDelivery, MalformedDelivery, PayloadTooLarge
+from relay.events.errors import InvalidDelivery, MalformedDelivery, PayloadTooLarge
 from relay.intake.parsing import parse_delivery
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ultracart"

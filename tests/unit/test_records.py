@@ -5,9 +5,8 @@ from typing import Any
 
 import orjson
 
-from relay.intake.parsing import Event
-from relay.records import RecordBuilder, event_id
-from relay.routing import KeyPicker, TopicRouter
+from relay.events.records import Event, RecordBuilder, event_id
+from relay.events.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings, TopicPattern, TopicSettings
 
 WHEN = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)

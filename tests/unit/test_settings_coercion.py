@@ -215,7 +215,7 @@ def test_errors_never_show_a_secret(env: dict[str, str]) -> None:
 def test_an_empty_user_or_password_is_refused_with_one_message_everywhere(
     tmp_path: Path,
 ) -> None:
-    from relay.intake.basic_auth import read_credentials_file
+    from relay.credentials import read_credentials_file
 
     file = tmp_path / "basic"
     file.write_text("ultracart:\n")

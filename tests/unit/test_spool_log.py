@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.records import Record
+from relay.events.records import Record
 from relay.spool.codec import decode_delivery, encode_delivery, peek
 from relay.spool.framing import HEADER_SIZE, ScanResult, encode_frame, scan
 from relay.spool.log import SpoolFull, SpoolLocked, SpoolLog

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.errors import PayloadTooLarge, Unavailable
+from relay.events.errors import PayloadTooLarge, Unavailable
+from relay.events.records import Record
 from relay.metrics import RelayMetrics
-from relay.records import Record
 from relay.spool.log import SpoolLog
 from relay.spool.sink import SpoolingSink
 from tests.fakes import FakeSink

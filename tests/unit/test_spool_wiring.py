@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from relay.app import create_app
-from relay.errors import Unavailable
+from relay.events.errors import Unavailable
+from relay.serving.app import create_app
 from relay.settings import ConfigError, Settings
 from tests.fakes import FakeSink
 from tests.support.waiting import wait_until

@@ -8,8 +8,8 @@ import socket
 import msgspec
 import pytest
 
+from relay.serving.supervisor import bind_sockets, worker_settings
 from relay.settings import ConfigError, Settings, StatusPollSettings
-from relay.supervisor import bind_sockets, worker_settings
 
 MINIMAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw"}
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from relay.app import create_app
 from relay.metrics import TlsMetrics
-from relay.server import Servers
+from relay.serving.app import create_app
+from relay.serving.server import Servers
+from relay.serving.tls import CertificateReloader, certificate_expiry
 from relay.settings import ConfigError, Settings
-from relay.tls import CertificateReloader, certificate_expiry
 from tests.fakes import FakeSink
 from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
 

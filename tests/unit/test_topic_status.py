@@ -9,11 +9,11 @@ from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from relay.app import Runtime, admin_routes
 from relay.kafka.admin import KafkaUnreachable
 from relay.kafka.topic_check import TopicReport
 from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
+from relay.serving.app import Runtime, admin_routes
 from relay.settings import Settings
 from tests.fakes import FakeSink
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException, Producer
 
-from relay.intake.basic_auth import read_credentials_file
+from relay.credentials import read_credentials_file
 from relay.kafka.admin import quiet_librdkafka_logger
 from relay.kafka.client_config import producer_config
+from relay.serving.tls import check_pair
 from relay.settings import ENV_PREFIX, ConfigError, Settings
 from relay.settings.loader import env_layer
-from relay.tls import check_pair
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ Either lets one client hold memory or connections for as long as it likes.
   of a later request on a kept-alive connection): ``408`` and close, or just close if
   nothing was sent at all.
 Each refusal (not the silent close) is logged and passed to ``on_refused`` with its reason,
-one of ``REFUSALS``, which relay.server turns into ``relay_http_refused_total{reason}``: these
-answers never reach the app, so the app's own counters cannot see them.
+one of ``relay.metrics.REFUSALS``, which relay.serving.server counts in
+``relay_http_refused_total{reason}``: these answers never reach the app, so the app's own
+counters cannot see them.
 The body has its own limits in relay.intake.body (size: 413, time: 408); a response sent
 before the whole body arrived (those, and 401) closes the connection, where uvicorn would
 otherwise keep reading and discarding the rest for as long as the client sends it.
@@ -31,12 +32,10 @@ from typing import Any
 
 import orjson
 
+from relay.metrics import HEADER_TIMEOUT, HEADERS_TOO_LARGE
+
 logger = logging.getLogger(__name__)
 
-# Why the guard refused a request head; the same codes as the "error" of its answers.
-HEADERS_TOO_LARGE = "headers_too_large"
-HEADER_TIMEOUT = "header_timeout"
-REFUSALS = (HEADERS_TOO_LARGE, HEADER_TIMEOUT)
 
 
 def _response(status: int, reason: str, code: str, message: str) -> bytes:

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from relay.cli_support import formatted
+from relay.cli.conventions import formatted
 from relay.emulator.options import EmulatorOptions
 
 logger = logging.getLogger(__name__)

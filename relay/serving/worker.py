@@ -1,4 +1,4 @@
-"""One intake worker process of a multi-process relay (see ``relay.supervisor``).
+"""One intake worker process of a multi-process relay (see ``relay.serving.supervisor``).
 
 A worker is a whole relay intake (its own app, producer and poll thread) serving the
 listening socket the supervisor passes it. It has no admin server: it reports its state
@@ -17,7 +17,7 @@ import socket
 from collections.abc import MutableSequence
 
 from relay.log_context import configure_logging
-from relay.server import AppFactory, Servers, event_loop_runner
+from relay.serving.server import AppFactory, Servers, event_loop_runner
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from relay import __version__
-from relay.cli_support import (
+from relay.cli import consumers, emulator, ultracart_auth, webhooks
+from relay.cli.conventions import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE,
     EXIT_OK,
@@ -19,11 +20,9 @@ from relay.cli_support import (
     print_json,
     say,
 )
-from relay.control.cli import register as register_control
-from relay.emulator.cli import register as register_emulator
 from relay.kafka.admin import KafkaRefused, KafkaUnreachable
 from relay.log_context import configure_logging
-from relay.preflight import Problem, name_env_vars, preflight
+from relay.serving.preflight import Problem, name_env_vars, preflight
 from relay.settings import ConfigError, Settings
 
 
@@ -32,7 +31,7 @@ def _load_settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from relay.server import serve
+    from relay.serving.run import serve
 
     settings = _load_settings(args)
     problems = preflight(settings)
@@ -99,8 +98,8 @@ def _check_failed(
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
+    from relay.events.routing import TopicRouter
     from relay.kafka.topics import ensure_topics
-    from relay.routing import TopicRouter
 
     settings = _load_settings(args)
     created = ensure_topics(
@@ -168,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--json", action="store_true",
                         help="created and existing topics as one JSON document")
     topics.set_defaults(handler=_cmd_topics)
-    register_control(commands)  # webhooks, auth
-    register_emulator(commands)
+    webhooks.register(commands)
+    ultracart_auth.register(commands)
+    consumers.register(commands)  # schemas, tail, dead-letters
+    emulator.register(commands)
     return parser
 
 

@@ -22,16 +22,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.control.status_poller import start_status_poller
+from relay.events.records import RecordBuilder
+from relay.events.routing import KeyPicker, TopicRouter
+from relay.events.sink import EventSink
 from relay.intake.basic_auth import BasicCredentials, file_mode_is_private
 from relay.intake.endpoint import DeliveryEndpoint, IntakeAuth
 from relay.intake.responses import json_response
 from relay.intake.signature import SignatureVerifier
 from relay.kafka.client_config import max_message_bytes, producer_config
-from relay.kafka.publisher import EventSink, KafkaPublisher
+from relay.kafka.publisher import KafkaPublisher
 from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
-from relay.records import RecordBuilder
-from relay.routing import KeyPicker, TopicRouter
 from relay.settings import Settings
 from relay.spool.sink import SpoolingSink, build_spooling_sink
 

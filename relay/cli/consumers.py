@@ -12,12 +12,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TypeAlias
 
-from relay.cli_support import EXIT_FAILURE, EXIT_OK, formatted, print_json, say
+from relay.cli.conventions import EXIT_FAILURE, EXIT_OK, formatted, print_json, say
 from relay.consumers import dead_letters as dl
 from relay.consumers.reading import ReadRecord
 from relay.consumers.schema_store import SchemaStore
 from relay.consumers.tail import TailOptions, render_text, tail
-from relay.errors import DeliveryError
+from relay.events.errors import DeliveryError
 from relay.settings import Settings
 
 # The shell's convention for "ended by SIGINT" (128 + 2).

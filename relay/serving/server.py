@@ -8,7 +8,7 @@ Shutdown order on SIGTERM or SIGINT:
 4. the admin server stops last, so probes and the final metrics stay readable meanwhile.
 
 With ``server.workers`` above 1 this runs in each worker process, under the supervisor of
-``relay.supervisor``, which owns the sockets, the signals and the admin server.
+``relay.serving.supervisor``, which owns the sockets, the signals and the admin server.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 import uvicorn
 from starlette.applications import Starlette
 
-from relay.app import Runtime, create_admin_app, create_app
-from relay.http_guard import guarded_http_protocol
 from relay.metrics import RelayMetrics, TlsMetrics
+from relay.serving.app import Runtime, create_admin_app, create_app
+from relay.serving.http_guard import guarded_http_protocol
+from relay.serving.tls import MINIMUM_VERSION, CertificateReloader
 from relay.settings import Settings
-from relay.tls import MINIMUM_VERSION, CertificateReloader
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def server_config(
         limit_concurrency=None if admin else server.max_concurrent_connections,
         server_header=False,
         # HTTPS on intake only: the admin port is internal and probed by kubelet and compose
-        # as plain HTTP. Servers adopts the context uvicorn builds (relay.tls reloads it).
+        # as plain HTTP. Servers adopts the context uvicorn builds (relay.serving.tls reloads it).
         ssl_certfile=server.tls_cert_file if server.tls_enabled and not admin else None,
         ssl_keyfile=server.tls_key_file if server.tls_enabled and not admin else None,
         # The standard library's cipher choice for TLS servers; older uvicorn releases set
@@ -159,12 +159,9 @@ class Servers:
         reload_task = asyncio.create_task(self.tls.watch()) if self.tls is not None else None
         admin_task = None
         if self.admin is not None:
-            # uvicorn's public serve() installs its own signal handlers and re-raises the
-            # signal afterwards; two servers in one process need one owner of the signals,
-            # so both run through _serve() and the handlers above decide.
-            admin_task = asyncio.create_task(self.admin._serve())
+            admin_task = asyncio.create_task(run_server(self.admin))
         try:
-            await self.intake._serve(self.sockets)
+            await run_server(self.intake, self.sockets)
         finally:
             if reload_task is not None:
                 reload_task.cancel()
@@ -173,18 +170,21 @@ class Servers:
                 await admin_task
 
 
+async def run_server(
+    server: uvicorn.Server, sockets: Sequence[socket.socket] | None = None
+) -> None:
+    """Serve until ``server.should_exit``, under the caller's signal handlers.
+
+    uvicorn's public serve() installs its own signal handlers and re-raises the signal
+    afterwards; relay runs two servers in one process (intake and admin, or the
+    supervisor's admin), which need one owner of the signals. So this is the one place
+    relay calls uvicorn's private ``Server._serve`` (pinned below uvicorn's next minor
+    release in pyproject.toml, as is the protocol class relay.serving.http_guard extends).
+    """
+    await server._serve(list(sockets) if sockets is not None else None)
+
+
 def event_loop_runner(settings: Settings) -> asyncio.Runner:
     """A runner on the loop uvicorn is configured for (uvloop when installed)."""
     loop_factory = server_config(Starlette(), settings).get_loop_factory()
     return asyncio.Runner(loop_factory=loop_factory) if loop_factory else asyncio.Runner()
-
-
-def serve(settings: Settings, app_factory: AppFactory = create_app) -> int:
-    if settings.server.workers > 1:
-        from relay.supervisor import supervise
-
-        return supervise(settings, app_factory)
-    servers = Servers(settings, app_factory)
-    with event_loop_runner(settings) as runner:
-        runner.run(servers.run())
-    return 0 if servers.intake.started else 1

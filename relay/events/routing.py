@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from relay.catalog import CATEGORY_BY_EVENT, DEFAULT_KEY_FIELDS, KNOWN_EVENTS
+from relay.events.catalog import CATEGORY_BY_EVENT, DEFAULT_KEY_FIELDS, KNOWN_EVENTS
 from relay.settings import TopicSettings
 
 

@@ -23,7 +23,7 @@ Metrics. Workers run prometheus_client in multiprocess mode, in a fresh private 
 memory). Counters and histograms add up over every worker that ever ran, so they never go
 backwards when a worker is replaced; gauges add up over live workers (in-flight work, queue
 sizes) or take their minimum (``relay_kafka_ready``: 1 only if every worker reaches Kafka).
-The supervisor's admin server serves them in one scrape (``relay.supervisor_admin``).
+The supervisor's admin server serves them in one scrape (``relay.serving.fleet_admin``).
 
 Readiness. Each worker copies its state (starting, started, ready) into a shared-memory slot
 several times a second; ``/readyz`` is 200 only while every slot says ready and no shutdown
@@ -63,10 +63,10 @@ import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
 from relay.control.status_poller import start_status_poller
-from relay.server import AppFactory, event_loop_runner, server_config
+from relay.serving.fleet_admin import FleetMetrics, fleet_admin_app
+from relay.serving.server import AppFactory, event_loop_runner, run_server, server_config
+from relay.serving.worker import READY, STARTED, STARTING, run_worker
 from relay.settings import Settings, StatusPollSettings
-from relay.supervisor_admin import FleetMetrics, fleet_admin_app
-from relay.worker import READY, STARTED, STARTING, run_worker
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +176,7 @@ class Supervisor:
         self._finished = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        # As in relay.server: _serve() so that the signal handlers above stay the only ones.
-        admin_task = asyncio.create_task(self.admin._serve())
+        admin_task = asyncio.create_task(run_server(self.admin))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         for slot in self.slots:
             self._start(slot)

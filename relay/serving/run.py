@@ -1,0 +1,17 @@
+"""``relay serve``: one process, or a supervisor and its workers when server.workers > 1."""
+
+from __future__ import annotations
+
+from relay.serving.app import create_app
+from relay.serving.server import AppFactory, Servers, event_loop_runner
+from relay.serving.supervisor import supervise
+from relay.settings import Settings
+
+
+def serve(settings: Settings, app_factory: AppFactory = create_app) -> int:
+    if settings.server.workers > 1:
+        return supervise(settings, app_factory)
+    servers = Servers(settings, app_factory)
+    with event_loop_runner(settings) as runner:
+        runner.run(servers.run())
+    return 0 if servers.intake.started else 1
