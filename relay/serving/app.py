@@ -15,10 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.control.status_poller import start_status_poller
@@ -27,12 +24,12 @@ from relay.events.routing import KeyPicker, TopicRouter
 from relay.events.sink import EventSink
 from relay.intake.basic_auth import BasicCredentials, file_mode_is_private
 from relay.intake.endpoint import DeliveryEndpoint, IntakeAuth
-from relay.intake.responses import json_response
 from relay.intake.signature import SignatureVerifier
 from relay.kafka.client_config import max_message_bytes, producer_config
 from relay.kafka.publisher import KafkaPublisher
 from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
+from relay.serving.probes import Readiness, probe_routes
 from relay.settings import Settings
 from relay.spool.sink import SpoolingSink, build_spooling_sink
 
@@ -166,15 +163,10 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
     return app
 
 
-def admin_routes(runtime: Runtime) -> list[Route]:
-    async def metrics(_request: Request) -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def readiness_of(runtime: Runtime) -> Readiness:
+    """/readyz's answer for one process: started, not draining, Kafka (or the spool) ready."""
 
-    async def healthz(_request: Request) -> Response:
-        # Liveness: the process answers. Kafka trouble is readiness, not a reason to restart.
-        return json_response(200, {"status": "alive"})
-
-    async def readyz(_request: Request) -> Response:
+    def readiness() -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {
             "started": runtime.started,
             "draining": runtime.draining,
@@ -186,13 +178,14 @@ def admin_routes(runtime: Runtime) -> list[Route]:
         if runtime.topics is not None:
             # Routed topics missing where nothing creates them fail readiness; the body names them.
             checks["topics"] = runtime.topics.to_json()
-        return json_response(200 if runtime.ready else 503, {"ready": runtime.ready, **checks})
+        return runtime.ready, checks
 
-    return [
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-    ]
+    return readiness
+
+
+def admin_routes(runtime: Runtime) -> list[Route]:
+    """/metrics, /healthz and /readyz of one process."""
+    return probe_routes(runtime.metrics.registry, readiness_of(runtime))
 
 
 def create_admin_app(intake_app: Starlette) -> Starlette:

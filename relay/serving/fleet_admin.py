@@ -8,25 +8,19 @@ UltraCart status poller when it is on).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Info,
-    generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from relay import __version__
-from relay.intake.responses import json_response
+from relay.serving.probes import Readiness, probe_routes
 
 
 class FleetMetrics:
@@ -47,30 +41,11 @@ class FleetMetrics:
 
 
 def fleet_admin_app(
-    metrics: FleetMetrics, readiness: Callable[[], tuple[bool, Mapping[str, Any]]]
+    metrics: FleetMetrics, readiness: Readiness
 ) -> Starlette:
     """``/metrics``, ``/healthz`` and ``/readyz`` for relay as a whole.
 
     ``readiness`` returns whether every worker is ready (and no shutdown has begun), with
     the details shown in the body.
     """
-
-    async def metrics_endpoint(_request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(_request: Request) -> Response:
-        # The supervisor answers and restarts workers itself: a crashed worker is not a
-        # reason for Kubernetes to restart the pod.
-        return json_response(200, {"status": "alive"})
-
-    async def readyz(_request: Request) -> Response:
-        ready, details = readiness()
-        return json_response(200 if ready else 503, {"ready": ready, **details})
-
-    return Starlette(
-        routes=[
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ]
-    )
+    return Starlette(routes=probe_routes(metrics.registry, readiness))
