@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import Counter
+
 from relay.credentials import read_credentials_file
 from relay.events.errors import Unauthorized
 from relay.secrets import Secret
@@ -53,7 +55,10 @@ class BasicCredentials:
         file: str = "",
         reload_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        reloads: Counter | None = None,
     ) -> None:
+        """``reloads`` (labelled by outcome) counts reloads of a changed file, ok or failed:
+        a failure is otherwise only a log line while the old pairs go on working."""
         self._fixed = [_digest(p.reveal().encode()) for p in fixed]
         self._file = Path(file) if file else None
         self._reload_interval = reload_interval
@@ -62,6 +67,8 @@ class BasicCredentials:
         self._accepted: dict[str, Caller] = {}
         self._file_stamp: tuple[int, int] | None = None
         self._next_check = 0.0
+        self._reloaded = reloads.labels(outcome="ok") if reloads is not None else None
+        self._reload_failed = reloads.labels(outcome="failed") if reloads is not None else None
         if self._file is not None:
             # At start-up a missing or broken file is fatal: better than starting with
             # no way for UltraCart to get in.
@@ -92,7 +99,11 @@ class BasicCredentials:
                 return
             self._load(self._file)
             logger.info("reloaded basic credentials file", extra={"pairs": len(self._from_file)})
+            if self._reloaded is not None:
+                self._reloaded.inc()
         except (OSError, ValueError) as exc:
+            if self._reload_failed is not None:
+                self._reload_failed.inc()
             # Keep the last good set: a half-written or vanished file must not lock
             # UltraCart out.
             logger.error(

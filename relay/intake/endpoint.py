@@ -62,6 +62,7 @@ class DeliveryEndpoint:
         self._intake = settings.intake
         self._body_timeout = settings.server.body_timeout_seconds
         self._dead_letter_topic = settings.topics.dead_letter_topic
+        self._ce_source = settings.cloudevents.source
         self._auth = auth
         self._builder = builder
         self._sink = sink
@@ -99,7 +100,7 @@ class DeliveryEndpoint:
         if counted is None:
             counted = self._by_outcome[outcome] = (
                 self._metrics.deliveries.labels(outcome=outcome),
-                self._metrics.delivery_seconds.labels(outcome=outcome),
+                self._metrics.delivery_duration.labels(outcome=outcome),
             )
         counted[0].inc()
         counted[1].observe(elapsed)
@@ -177,6 +178,7 @@ class DeliveryEndpoint:
             content_type=headers.get("content-type", ""),
             content_encoding=headers.get("content-encoding", ""),
             max_bytes=_DEAD_LETTER_MAX_BYTES,
+            source=self._ce_source,
         )
         try:
             await self._sink.publish([record], self._remaining(started))

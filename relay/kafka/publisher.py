@@ -214,7 +214,7 @@ class KafkaPublisher:
                 f"Kafka did not acknowledge every event within {timeout:g} s; retry later",
                 code="ack_timeout",
             ) from None
-        self._metrics.produce_seconds.observe(time.perf_counter() - started)
+        self._metrics.produce_duration.observe(time.perf_counter() - started)
         if batch.errors:
             for error in batch.errors:
                 self._count_error(error)

@@ -28,7 +28,7 @@ from relay.intake.signature import SignatureVerifier
 from relay.kafka.client_config import max_message_bytes, producer_config
 from relay.kafka.publisher import KafkaPublisher
 from relay.kafka.topic_status import TopicStatus
-from relay.metrics import RelayMetrics
+from relay.metrics import LimitGauges, RelayMetrics
 from relay.serving.probes import Readiness, probe_routes
 from relay.settings import Settings
 from relay.spool.sink import SpoolingSink, build_spooling_sink
@@ -73,14 +73,17 @@ class Runtime:
         return max(1.0, self.drain_deadline - time.monotonic())
 
 
-def build_auth(settings: Settings) -> IntakeAuth:
+def build_auth(settings: Settings, metrics: RelayMetrics) -> IntakeAuth:
     auth = settings.auth
     basic = None
     if auth.basic_enabled:
         if auth.basic_credentials_file and not file_mode_is_private(auth.basic_credentials_file):
             logger.warning("basic credentials file is open to all users; chmod o-rwx it")
         basic = BasicCredentials(
-            auth.basic_credentials, auth.basic_credentials_file, auth.reload_interval_seconds
+            auth.basic_credentials,
+            auth.basic_credentials_file,
+            auth.reload_interval_seconds,
+            reloads=metrics.credentials_reloads,
         )
     signature = None
     if auth.signature.enabled:
@@ -92,6 +95,7 @@ def build_auth(settings: Settings) -> IntakeAuth:
 
 def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
     metrics = RelayMetrics()
+    export_limits(metrics.limits, settings)
     publisher = None
     if sink is None:
         publisher = KafkaPublisher(
@@ -112,12 +116,20 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
     )
 
 
+def export_limits(limits: LimitGauges, settings: Settings) -> None:
+    """The limits this process enforces (a worker's share of them with several workers)."""
+    limits.max_inflight_events.set(settings.intake.max_inflight_events)
+    limits.max_concurrent_connections.set(settings.server.max_concurrent_connections)
+    limits.max_body_bytes.set(settings.intake.max_body_bytes)
+    limits.spool_max_bytes.set(settings.spool.max_bytes if settings.spool.enabled else 0)
+
+
 def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
     """The intake app. ``sink`` replaces Kafka for pure-logic tests only."""
     runtime = build_runtime(settings, sink)
     endpoint = DeliveryEndpoint(
         settings,
-        build_auth(settings),
+        build_auth(settings, runtime.metrics),
         RecordBuilder(TopicRouter(settings.topics), KeyPicker(settings.keys), settings.cloudevents),
         runtime.sink,
         runtime.metrics,

@@ -3,31 +3,42 @@
 Workers write their metrics to prometheus_client's multiprocess files in a directory of the
 supervisor's own; ``FleetMetrics`` reads them all at scrape time, next to the supervisor's
 own series (how many workers live, how often they were restarted, the build info, and the
-UltraCart status poller when it is on).
+UltraCart status poller when it is on), and every process's ``process_*`` series labelled by
+``worker`` (``relay.serving.process_metrics``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Info,
+    PlatformCollector,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
 
 from relay import __version__
 from relay.serving.probes import Readiness, probe_routes
+from relay.serving.process_metrics import WorkerProcessCollector
 
 
 class FleetMetrics:
-    def __init__(self, multiprocess_dir: str, live_workers: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        multiprocess_dir: str,
+        live_workers: Callable[[], int],
+        process_ids: Callable[[], Mapping[str, int]],
+    ) -> None:
+        """``process_ids``: the ``worker`` label -> pid of the supervisor and each live worker."""
         self.registry = CollectorRegistry()
         # prometheus_client.multiprocess has no annotations.
         MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        self.registry.register(WorkerProcessCollector(process_ids))
+        PlatformCollector(registry=self.registry)
         self.workers = Gauge(
             "relay_workers", "Intake worker processes alive right now.", registry=self.registry
         )

@@ -23,7 +23,8 @@ Metrics. Workers run prometheus_client in multiprocess mode, in a fresh private 
 memory). Counters and histograms add up over every worker that ever ran, so they never go
 backwards when a worker is replaced; gauges add up over live workers (in-flight work, queue
 sizes) or take their minimum (``relay_kafka_ready``: 1 only if every worker reaches Kafka).
-The supervisor's admin server serves them in one scrape (``relay.serving.fleet_admin``).
+The supervisor's admin server serves them in one scrape (``relay.serving.fleet_admin``),
+with each process's ``process_*`` series read from /proc and labelled ``worker``.
 
 Readiness. Each worker copies its state (starting, started, ready) into a shared-memory slot
 several times a second; ``/readyz`` is 200 only while every slot says ready and no shutdown
@@ -64,6 +65,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from relay.control.status_poller import start_status_poller
 from relay.serving.fleet_admin import FleetMetrics, fleet_admin_app
+from relay.serving.process_metrics import SUPERVISOR
 from relay.serving.server import AppFactory, event_loop_runner, run_server, server_config
 from relay.serving.worker import READY, STARTED, STARTING, run_worker
 from relay.settings import Settings, StatusPollSettings
@@ -146,7 +148,7 @@ class Supervisor:
             _Slot(i, sock) for i, sock in enumerate(bind_sockets(server.host, server.port, count))
         ]
         self.metrics_dir = tempfile.mkdtemp(prefix="relay-metrics-")
-        self.metrics = FleetMetrics(self.metrics_dir, self.live_workers)
+        self.metrics = FleetMetrics(self.metrics_dir, self.live_workers, self.process_ids)
         admin_app = fleet_admin_app(self.metrics, self.readiness)
         self.admin = uvicorn.Server(server_config(admin_app, settings, admin=True))
         self.draining = False
@@ -155,6 +157,14 @@ class Supervisor:
 
     def live_workers(self) -> int:
         return sum(1 for slot in self.slots if slot.process is not None)
+
+    def process_ids(self) -> dict[str, int]:
+        """The ``worker`` label of each live process's ``process_*`` series -> its pid."""
+        pids = {SUPERVISOR: os.getpid()}
+        for slot in self.slots:
+            if slot.process is not None and slot.process.pid is not None:
+                pids[str(slot.index)] = slot.process.pid
+        return pids
 
     def readiness(self) -> tuple[bool, Mapping[str, Any]]:
         names = {STARTING: "starting", STARTED: "started", READY: "ready"}

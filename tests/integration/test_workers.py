@@ -85,6 +85,12 @@ def test_every_worker_serves_and_one_scrape_counts_all(
     assert f"relay_workers {float(WORKERS)}" in metrics
     assert "relay_kafka_ready 1.0" in metrics
     assert 'relay_build_info{version="' in metrics
+    # Every process's own figures, told apart by worker; the workers' shares of a relay-wide
+    # limit add up to it (the default intake.max_inflight_events).
+    memory = by_label(metrics, "process_resident_memory_bytes", "worker")
+    assert sorted(memory) == sorted(["supervisor", *map(str, range(WORKERS))])
+    assert all(value > 0 for value in memory.values())
+    assert metric_sum(metrics, "relay_max_inflight_events") == 100_000
 
 
 def test_heads_refused_by_any_worker_are_counted_in_one_scrape(relay: RelayProcess) -> None:

@@ -165,7 +165,7 @@ def test_metrics_count_events_by_type_and_outcome(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'relay_events_total{event_type="order_create",outcome="published"} 1.0' in text
     assert 'relay_deliveries_total{outcome="ok"} 1.0' in text
-    assert "relay_delivery_seconds_bucket" in text
+    assert "relay_delivery_duration_seconds_bucket" in text
 
 
 def test_admin_routes_are_not_on_the_intake_port_by_default(sink: FakeSink) -> None:
