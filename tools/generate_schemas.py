@@ -82,7 +82,7 @@ def sdk_python(version: str) -> Path:
 
 def generate(version: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    from relay.catalog import EVENTS_BY_CATEGORY
+    from relay.events.catalog import EVENTS_BY_CATEGORY
 
     wanted = sorted(set(MODEL_BY_CATEGORY.values()))
     walked = json.loads(

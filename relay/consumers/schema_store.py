@@ -2,7 +2,7 @@
 
 The files under ``schemas/`` are generated from UltraCart's Python SDK by
 tools/generate_schemas.py (``make schemas``) and committed; relay only reads them. A
-record's ``ce_dataschema`` header names the event's schema (:func:`dataschema_uri`).
+record's ``ce_dataschema`` header names the event's schema (relay/events/dataschema.py).
 """
 
 from __future__ import annotations
@@ -12,18 +12,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from relay.events.dataschema import DATASCHEMA_PREFIX, dataschema_uri
+
+__all__ = ["DATASCHEMA_PREFIX", "EventSchema", "SchemaStore", "dataschema_uri"]
+
 _PACKAGE = "relay.consumers"
 _FOLDER = "schemas"
-DATASCHEMA_PREFIX = "urn:relay:schema:ultracart:"
-
-
-def dataschema_uri(event: str, sdk_version: str) -> str:
-    """``urn:relay:schema:ultracart:<event>:<sdk version>``: a name, not a location.
-
-    A URN rather than an https URL because relay has no schema registry to point at;
-    ``relay schemas show EVENT`` prints the document that has this ``$id``.
-    """
-    return f"{DATASCHEMA_PREFIX}{event}:{sdk_version}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from relay.events.catalog import metric_label
+from relay.events.dataschema import dataschema_for
 from relay.events.identity import FieldReader
 from relay.events.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings
@@ -79,8 +80,10 @@ class RecordBuilder:
             key_fields = self._keys.fields_for(name)
             # One read of the object gets the key fields and the merchant id together.
             wanted = tuple(dict.fromkeys((*key_fields, _MERCHANT_FIELD)))
+            schema = dataschema_for(name)
             known = _Named(
                 type_header=("ce_type", (self._type_prefix + name).encode()),
+                schema_header=None if schema is None else ("ce_dataschema", schema.encode()),
                 topic=self._router.topic_for(name),
                 label=metric_label(name),
                 wanted=wanted,
@@ -93,10 +96,10 @@ class RecordBuilder:
 
     def _time(self, moment: datetime) -> bytes:
         if moment.tzinfo is not UTC:
-            return _rfc3339(moment)
+            return rfc3339(moment)
         second = int(moment.timestamp())
         if second != self._second:
-            self._second_text = _rfc3339(moment)[:19]
+            self._second_text = rfc3339(moment)[:19]
             self._second = second
         return self._second_text + b".%03dZ" % (moment.microsecond // 1000)
 
@@ -117,6 +120,8 @@ class RecordBuilder:
                 _CONTENT_TYPE,
                 delivery_header,
             ]
+            if named.schema_header is not None:
+                headers.append(named.schema_header)
             merchant = found[named.merchant_at] or self._default_merchant
             if isinstance(merchant, str) and merchant:
                 headers.append(("ultracart_merchant_id", merchant.encode()))
@@ -135,6 +140,8 @@ class RecordBuilder:
 @dataclass(frozen=True, slots=True)
 class _Named:
     type_header: tuple[str, bytes]
+    # The JSON Schema of the value (docs/consumers.md); none for events outside the catalog.
+    schema_header: tuple[str, bytes] | None
     topic: str
     label: str
     # Top-level members read from every object of this name: the key fields, then the
@@ -144,7 +151,7 @@ class _Named:
     merchant_at: int
 
 
-def _rfc3339(moment: datetime) -> bytes:
+def rfc3339(moment: datetime) -> bytes:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z").encode()
 
 

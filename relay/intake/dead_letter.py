@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from relay.events.errors import RejectedDelivery
-from relay.events.records import Headers, Record, event_id
+from relay.events.records import Headers, Record, event_id, rfc3339
 
 DEAD_LETTER_LABEL = "dead_letter"
+# Not an UltraCart event, so not under cloudevents.type_prefix.
+DEAD_LETTER_TYPE = "relay.dead_letter"
 
 
 def dead_letter_record(
@@ -24,9 +26,17 @@ def dead_letter_record(
     content_type: str,
     content_encoding: str,
     max_bytes: int,
+    source: str,
 ) -> Record:
     kept = body[:max_bytes]
     headers: Headers = [
+        # Full CloudEvents attributes, as on event records, so one consumer can read both.
+        ("ce_specversion", b"1.0"),
+        # Same id for the same rejected bytes, so consumers can drop UltraCart's re-sends.
+        ("ce_id", event_id(DEAD_LETTER_LABEL, body).encode()),
+        ("ce_type", DEAD_LETTER_TYPE.encode()),
+        ("ce_source", source.encode()),
+        ("ce_time", rfc3339(received)),
         ("relay_reason", error.code.encode()),
         ("relay_error", error.message.encode()),
         ("relay_status", str(error.status).encode()),
@@ -34,8 +44,6 @@ def dead_letter_record(
         ("relay_received_at", received.isoformat().encode()),
         ("relay_original_size", str(len(body)).encode()),
         ("relay_truncated", b"true" if len(kept) < len(body) else b"false"),
-        # Same id for the same rejected bytes, so consumers can drop UltraCart's re-sends.
-        ("ce_id", event_id("dead_letter", body).encode()),
     ]
     if content_type:
         headers.append(("content-type", content_type.encode("latin-1", "replace")))
