@@ -18,7 +18,8 @@ from relay.consumers.reading import ReadRecord
 from relay.consumers.schema_store import SchemaStore
 from relay.consumers.tail import TailOptions, render_text, tail
 from relay.events.errors import DeliveryError
-from relay.settings import Settings
+from relay.settings import CONFIG_PATH_VAR, ENV_PREFIX, Settings
+from relay.settings.loader import load_document, read_toml
 
 # The shell's convention for "ended by SIGINT" (128 + 2).
 EXIT_INTERRUPTED = 130
@@ -32,6 +33,15 @@ def register(commands: _Commands) -> None:
     _register_schemas(commands)
     _register_tail(commands)
     _register_dead_letters(commands)
+
+
+def _reading_settings(path: str | None) -> Settings:
+    """relay's configuration as ``serve`` reads it (file, then RELAY_* variables), without
+    the check that an intake credential is set: these commands read and write Kafka only,
+    and whoever runs them need not hold UltraCart's Basic credentials."""
+    chosen = path if path is not None else os.environ.get(CONFIG_PATH_VAR)
+    raw = read_toml(Path(chosen)) if chosen else {}
+    return load_document(Settings, raw, os.environ, prefix=ENV_PREFIX, file=chosen)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +125,7 @@ def _register_tail(commands: _Commands) -> None:
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config)
+    settings = _reading_settings(args.config)
     options = TailOptions(
         topics=tuple(args.topic),
         events=tuple(args.event),
@@ -183,7 +193,7 @@ def _register_dead_letters(commands: _Commands) -> None:
 
 
 def _cmd_dl_list(args: argparse.Namespace) -> int:
-    records = dl.read_dead_letters(Settings.load(args.config), last=args.last)
+    records = dl.read_dead_letters(_reading_settings(args.config), last=args.last)
     rows = [dl.summary(r) for r in records]
     if args.json:
         print_json(rows)
@@ -208,7 +218,7 @@ def _chosen(settings: Settings, refs: list[str], every: bool) -> list[ReadRecord
 
 
 def _cmd_dl_show(args: argparse.Namespace) -> int:
-    chosen = _chosen(Settings.load(args.config), args.ref, every=False)
+    chosen = _chosen(_reading_settings(args.config), args.ref, every=False)
     if chosen is None:
         return EXIT_FAILURE
     for record in chosen:
@@ -223,7 +233,7 @@ def _cmd_dl_replay(args: argparse.Namespace) -> int:
     if not args.ref and not args.all:
         say("relay: name dead letters to replay (PARTITION:OFFSET or ce_id), or --all")
         return EXIT_FAILURE
-    settings = Settings.load(args.config)
+    settings = _reading_settings(args.config)
     chosen = _chosen(settings, args.ref, every=args.all)
     if chosen is None:
         return EXIT_FAILURE

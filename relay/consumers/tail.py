@@ -72,11 +72,16 @@ def tail(
         filtered = bool(options.events or options.keys)
         if options.last is not None:
             reader.assign(topics, Start(last=None if filtered else options.last))
-            backlog = collections.deque(
-                (r for r in reader.records(follow=False) if matches(r)), maxlen=options.last
-            )
-            # Partitions interleave by time, as they were written.
-            printed += _emit(sorted(backlog, key=_when), options.output, out)
+            # The last N overall are among each partition's last N matching records;
+            # partitions are then interleaved by time, as they were written.
+            per_partition: dict[tuple[str, int], collections.deque[ReadRecord]] = {}
+            for record in reader.records(follow=False):
+                if matches(record):
+                    where = (record.topic, record.partition)
+                    kept = per_partition.setdefault(where, collections.deque(maxlen=options.last))
+                    kept.append(record)
+            merged = sorted((r for kept in per_partition.values() for r in kept), key=_when)
+            printed += _emit(merged[len(merged) - options.last :], options.output, out)
             if not options.follow:
                 return printed
         elif options.from_beginning:
