@@ -149,6 +149,9 @@ def _tls(settings: Settings) -> list[Problem]:
             if text.startswith(setting + ": "):
                 return [Problem(setting, text[len(setting) + 2 :])]
         pair = "server.tls_cert_file and server.tls_key_file "
-        return [Problem("server.tls_cert_file", "with server.tls_key_file " + text[len(pair) :]
-                        if text.startswith(pair) else text)]
+        if text.startswith(pair):
+            # Both files read, but they are not one pair: the key is what does not fit.
+            return [Problem("server.tls_key_file", "does not match server.tls_cert_file: "
+                            + text[len(pair):])]
+        return [Problem("server.tls_cert_file", text)]
     return []

@@ -138,12 +138,12 @@ def test_check_config_refuses_an_unknown_librdkafka_option(
 def test_serve_makes_the_same_checks_before_starting(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import relay.serving.server
+    import relay.serving.run
 
     def must_not_start(settings: Settings) -> int:
         raise AssertionError("serve started despite a failing preflight")
 
-    monkeypatch.setattr(relay.serving.server, "serve", must_not_start)
+    monkeypatch.setattr(relay.serving.run, "serve", must_not_start)
     env = {"RELAY_AUTH__BASIC_CREDENTIALS_FILE": "/nonexistent"}
     code, _, err = run(capsys, monkeypatch, env, "serve")
     assert code == 1
