@@ -175,6 +175,13 @@ class RelayMetrics:
             ["reason"],
             registry=r,
         )
+        self.spool_quarantined = Counter(
+            "relay_spool_quarantined",
+            "Spooled deliveries Kafka refused for good, moved out of the spool into its "
+            "quarantine directory, by librdkafka error (e.g. msg_size_too_large).",
+            ["reason"],
+            registry=r,
+        )
         self.credentials_reloads = Counter(
             "relay_credentials_reloads",
             "Changed auth.basic_credentials_file loaded (ok) or refused (failed; the previous "

@@ -67,3 +67,17 @@ class Unavailable(DeliveryError):
 
     status = 503
     code = "kafka_unavailable"
+
+
+class RecordsRefused(Unavailable):
+    """Kafka refused some of the records for good (too large for the topic, not allowed).
+
+    Still a 503 to the sender: relay cannot tell UltraCart to stop retrying one delivery.
+    The spool sets such deliveries aside instead of retrying them (relay.spool.quarantine).
+    """
+
+    code = "kafka_refused"
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.reasons = reasons

@@ -24,9 +24,11 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
-from relay.events.errors import PayloadTooLarge, Unavailable
+from relay.events.errors import PayloadTooLarge, RecordsRefused, Unavailable
 from relay.events.records import Record
 from relay.kafka.client_config import max_message_bytes
+from relay.kafka.errors import is_permanent, reason
+from relay.kafka.quiet_log import RepeatSuppressingLog
 from relay.metrics import RelayMetrics
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ class KafkaPublisher:
         self._config["stats_cb"] = self._on_stats
         self._config["error_cb"] = self._on_error
         # librdkafka's own log lines go through Python logging (JSON), not raw to stderr.
-        self._config["logger"] = logging.getLogger("relay.librdkafka")
+        # A broker that refuses the credentials makes librdkafka log the same failure on
+        # every reconnect (several a second); once a minute is enough to read it.
+        self._config["logger"] = RepeatSuppressingLog(logging.getLogger("relay.librdkafka"))
+        # Client errors already reported while Kafka has been unreachable (logged once).
+        self._reported: set[int] = set()
         self._max_record_bytes = max_message_bytes(config) - _RECORD_OVERHEAD
         self._max_inflight = max_inflight_events
         self._metrics = metrics
@@ -218,6 +224,13 @@ class KafkaPublisher:
         if batch.errors:
             for error in batch.errors:
                 self._count_error(error)
+            refused = sorted({reason(e) for e in batch.errors if is_permanent(e)})
+            if refused:
+                raise RecordsRefused(
+                    f"Kafka refused {len(batch.errors)} of {count} events for good "
+                    f"({', '.join(refused)})",
+                    reasons=tuple(refused),
+                )
             raise Unavailable(
                 f"Kafka failed {len(batch.errors)} of {count} events "
                 f"({batch.errors[0].name()}); retry later",
@@ -235,6 +248,8 @@ class KafkaPublisher:
     def _set_ready(self, ready: bool) -> None:
         if ready != self._ready:
             logger.info("kafka readiness changed", extra={"ready": ready})
+            if ready:
+                self._reported.clear()
         self._ready = ready
         self._metrics.kafka_ready.set(1 if ready else 0)
 
@@ -252,8 +267,16 @@ class KafkaPublisher:
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._set_ready(False)
-        if error.code() != KafkaError._TRANSPORT:
-            # Connection failures are already in librdkafka's log, once per attempt.
-            logger.warning(
-                "kafka client error", extra={"error": error.name(), "detail": error.str()}
+        if error.code() == KafkaError._TRANSPORT or error.code() in self._reported:
+            # Connection failures are already in librdkafka's log; any other error is
+            # reported once until Kafka is reachable again, not on every reconnect.
+            return
+        self._reported.add(error.code())
+        if error.code() == KafkaError._AUTHENTICATION:
+            logger.error(
+                "Kafka refused relay's credentials; check kafka.librdkafka sasl.mechanism, "
+                "sasl.username and sasl.password (deliveries get 503 until it accepts them)",
+                extra={"error": error.name(), "detail": error.str()},
             )
+            return
+        logger.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})

@@ -9,6 +9,9 @@ Per delivery:
 
 The drainer sends the oldest spooled deliveries to Kafka in batches and removes them only
 after Kafka acknowledged every record; on failure it backs off and retries the same batch.
+A delivery Kafka refuses for good (relay.kafka.errors: too large for the topic, not
+authorized) would fail that batch forever, so the drainer then sends the batch's deliveries
+one by one, moves those refused for good to the quarantine directory, and goes on.
 Duplicates are possible, never loss: a direct attempt that timed out may still land before
 its spooled copy, and a crash between Kafka's acknowledgement and the checkpoint replays a
 batch. Every copy carries the same ``ce_id``.
@@ -23,14 +26,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay.events.errors import DeliveryError, PayloadTooLarge, Unavailable
+from relay.events.errors import DeliveryError, PayloadTooLarge, RecordsRefused, Unavailable
 from relay.events.records import Record
 from relay.events.sink import EventSink
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
 from relay.spool.codec import decode_delivery, encode_delivery
 from relay.spool.group_sync import GroupSync
-from relay.spool.log import SpoolFailed, SpoolFull, SpoolLog
+from relay.spool.log import Entry, SpoolFailed, SpoolFull, SpoolLog
+from relay.spool.quarantine import Quarantine
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +57,12 @@ class SpoolingSink:
         *,
         max_record_bytes: int,
         drain_timeout: float,
+        quarantine: Quarantine,
         drain_records: int = _DRAIN_RECORDS,
     ) -> None:
         self._kafka = kafka
         self._log = log
+        self._quarantine = quarantine
         self._metrics = metrics
         self._max_record_bytes = max_record_bytes
         self._drain_timeout = drain_timeout
@@ -182,10 +188,50 @@ class SpoolingSink:
 
     async def _drain_once(self) -> int:
         batch = await asyncio.to_thread(self._log.head, self._drain_records, _DRAIN_BYTES)
-        records = [r for _, payload in batch for r in decode_delivery(payload).records]
-        await self._kafka.publish(records, self._drain_timeout)
+        deliveries = [decode_delivery(payload).records for _, payload in batch]
+        records = [r for delivery in deliveries for r in delivery]
+        try:
+            await self._kafka.publish(records, self._drain_timeout)
+        except RecordsRefused:
+            await self._set_aside_refused(batch, deliveries)
         await asyncio.to_thread(self._log.commit, len(batch))
         return len(records)
+
+    async def _set_aside_refused(
+        self, batch: Sequence[tuple[Entry, bytes]], deliveries: Sequence[Sequence[Record]]
+    ) -> None:
+        """Find the deliveries Kafka refuses for good and quarantine them; send the rest.
+
+        First every delivery is sent on its own, concurrently (about one round trip for the
+        batch). A broker refuses a whole record batch, so a good delivery that shared one
+        with the poison is refused too: each refused one is therefore sent once more,
+        alone, and only a delivery refused alone is quarantined. Records Kafka took in an
+        earlier try are sent again: duplicates with the same ce_id, as after any retry. A
+        failure for a passing reason leaves the batch to be retried whole, with nothing
+        quarantined yet.
+        """
+        outcomes = await asyncio.gather(
+            *(self._kafka.publish(d, self._drain_timeout) for d in deliveries),
+            return_exceptions=True,
+        )
+        refused: list[tuple[bytes, RecordsRefused]] = []
+        for (_, payload), records, outcome in zip(batch, deliveries, outcomes, strict=True):
+            if isinstance(outcome, RecordsRefused):
+                try:
+                    await self._kafka.publish(records, self._drain_timeout)
+                except RecordsRefused as alone:
+                    refused.append((payload, alone))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        for payload, error in refused:
+            reason = error.reasons[0]
+            path = await asyncio.to_thread(self._quarantine.put, payload, reason)
+            self._metrics.spool_quarantined.labels(reason=reason).inc()
+            logger.error(
+                "Kafka refused a spooled delivery for good; it was moved to quarantine and "
+                "the spool goes on",
+                extra={"reason": reason, "detail": error.message, "file": str(path)},
+            )
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -203,5 +249,8 @@ def build_spooling_sink(
         metrics,
         max_record_bytes=max_record_bytes,
         drain_timeout=settings.intake.ack_deadline_seconds,
+        # Inside the spool's directory (the segments are only its *.seg files), so it sits
+        # on the same volume and needs no setting of its own.
+        quarantine=Quarantine(Path(spool.directory) / "quarantine"),
         drain_records=max(1, min(_DRAIN_RECORDS, settings.intake.max_inflight_events // 2)),
     )

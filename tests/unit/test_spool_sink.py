@@ -14,6 +14,7 @@ from relay.events.errors import PayloadTooLarge, Unavailable
 from relay.events.records import Record
 from relay.metrics import RelayMetrics
 from relay.spool.log import SpoolLog
+from relay.spool.quarantine import Quarantine
 from relay.spool.sink import SpoolingSink
 from tests.fakes import FakeSink
 from tests.support.waiting import await_until
@@ -41,7 +42,14 @@ def make_sink(
 ) -> tuple[SpoolingSink, RelayMetrics]:
     metrics = RelayMetrics()
     log = SpoolLog(directory, max_bytes, segment_bytes=4096)
-    sink = SpoolingSink(kafka, log, metrics, max_record_bytes=max_record_bytes, drain_timeout=1.0)
+    sink = SpoolingSink(
+        kafka,
+        log,
+        metrics,
+        max_record_bytes=max_record_bytes,
+        drain_timeout=1.0,
+        quarantine=Quarantine(directory / "quarantine"),
+    )
     return sink, metrics
 
 
