@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 # A first start may resolve Kafka with Maven before the script's own 90 s readiness timeout.
 SCRIPT_TIMEOUT_S = 600
+# The script's per-broker settings: only what a LocalBroker is given may reach it.
+_BROKER_ENV = (
+    "RELAY_KAFKA_CONTROLLER_PORT",
+    "RELAY_KAFKA_NODE_ID",
+    "RELAY_KAFKA_QUORUM_VOTERS",
+    "RELAY_KAFKA_CLUSTER_ID",
+    "RELAY_KAFKA_REPLICATION",
+    "RELAY_KAFKA_EXTRA_PROPERTIES",
+    "RELAY_KAFKA_FORMAT_ARGS",
+)
 
 
 class BrokerScriptError(RuntimeError):
@@ -27,17 +37,21 @@ class BrokerScriptError(RuntimeError):
 
 
 class LocalBroker:
-    """One broker on 127.0.0.1:``port``; its data dir is that port's own."""
+    """One broker on 127.0.0.1:``port``; its data dir is that port's own.
 
-    def __init__(self, port: int) -> None:
+    ``env`` sets more of the script's variables (extra listeners, SCRAM users at format).
+    """
+
+    def __init__(self, port: int, env: Mapping[str, str] | None = None) -> None:
         self.port = port
         self.bootstrap = f"127.0.0.1:{port}"
+        self.env = dict(env or {})
 
     def run_script(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``deploy/local/kafka <args>`` for this port; the result is not checked."""
-        env = dict(os.environ, RELAY_KAFKA_PORT=str(self.port))
         # Derived from the port unless set; a value meant for another broker must not leak in.
-        env.pop("RELAY_KAFKA_CONTROLLER_PORT", None)
+        env = {k: v for k, v in os.environ.items() if k not in _BROKER_ENV}
+        env |= {**self.env, "RELAY_KAFKA_PORT": str(self.port)}
         return subprocess.run(
             [str(KAFKA_SCRIPT), *args],
             env=env,

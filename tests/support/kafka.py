@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -49,6 +49,7 @@ def consume_all(
     expected_count: int | None = None,
     timeout: float = 30.0,
     idle: float = 1.0,
+    client_config: Mapping[str, str] | None = None,
 ) -> list[ConsumedRecord]:
     """Read ``topics`` from the beginning, in (topic, partition, offset) order.
 
@@ -59,6 +60,7 @@ def consume_all(
 
     Uses a fresh group id and never commits, so it sees every record however often it runs.
     Values of UltraCart events are checked against relay's JSON Schemas (tests/support/schemas).
+    ``client_config`` adds librdkafka options (security.protocol, sasl.*, ssl.*).
     """
     if not topics:
         raise ValueError("consume_all needs at least one topic")
@@ -74,10 +76,11 @@ def consume_all(
             "fetch.wait.max.ms": 50,
             # Stated because it matters: records of aborted transactions must never count.
             "isolation.level": "read_committed",
+            **(client_config or {}),
         }
     )
     # Metadata comes from an AdminClient because Consumer.list_topics is untyped.
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
     try:
         return _drain(consumer, admin, topics, expected_count, timeout, idle)
     finally:
