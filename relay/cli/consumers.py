@@ -62,7 +62,7 @@ def _register_schemas(commands: _Commands) -> None:
     show.add_argument("event", help="event name, e.g. order_create")
     show.set_defaults(handler=_cmd_schemas_show)
     export = actions.add_parser("export", help="write EVENT.json for every event into DIR")
-    export.add_argument("directory", type=Path)
+    export.add_argument("directory", type=Path, help="where to write the files (created)")
     export.set_defaults(handler=_cmd_schemas_export)
 
 
