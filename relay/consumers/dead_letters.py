@@ -122,6 +122,7 @@ def publish(settings: Settings, records: Sequence[Record], timeout: float) -> No
             producer_config(settings.kafka, settings.intake),
             settings.intake.max_inflight_events,
             RelayMetrics(),
+            settings.kafka.delivery_reports,
         )
         await publisher.start(connect_timeout=timeout)
         try:

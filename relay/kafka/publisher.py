@@ -1,10 +1,12 @@
 """The asyncio side of the producer: publish a delivery's records, await every acknowledgement.
 
-One confluent-kafka ``Producer`` per app, served by one poll thread. librdkafka calls the
-delivery callback once per record on that thread; a per-delivery ``_Batch`` counts them
-up and wakes the event loop once, when the last one is in (``call_soon_threadsafe``:
-futures must only be touched from their own loop). The callback runs for every record
-while holding the GIL the event loop needs, so it is kept to a few attribute updates.
+One confluent-kafka ``Producer`` per app. librdkafka calls the delivery callback once per
+record on whichever thread polls it (``relay.kafka.delivery_reports``: the event loop by
+default, a poll thread if configured); a per-delivery ``_Batch`` counts them up and
+completes the delivery's future once, when the last one is in: directly when the callback
+runs on the loop, through ``call_soon_threadsafe`` from any other thread (futures must only
+be touched from their own loop). The callback runs for every record, so it is kept to a
+few attribute updates.
 
 Admission is decided before any record is handed over: a delivery that would take the
 number of unacknowledged events above ``max_inflight_events``, or that holds a record
@@ -27,6 +29,7 @@ from relay.deadlines import Deadlines
 from relay.events.errors import PayloadTooLarge, RecordsRefused, Unavailable
 from relay.events.records import Record
 from relay.kafka.client_config import max_message_bytes
+from relay.kafka.delivery_reports import LoopPoller, ThreadPoller
 from relay.kafka.errors import is_permanent, reason
 from relay.kafka.quiet_log import RepeatSuppressingLog
 from relay.metrics import RelayMetrics
@@ -46,7 +49,10 @@ class _Batch:
     harmless.
     """
 
-    __slots__ = ("_completed", "_loop", "_on_complete", "acked", "errors", "expected", "waiter")
+    __slots__ = (
+        "_completed", "_loop", "_loop_thread", "_on_complete", "acked", "errors", "expected",
+        "waiter",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -58,6 +64,8 @@ class _Batch:
         self.acked = 0
         self.errors: list[KafkaError] = []
         self._loop = loop
+        # Built on the loop's thread (publish() runs there).
+        self._loop_thread = threading.get_ident()
         self._on_complete = on_complete
         self._completed = False
         # What publish() awaits; cancelling that wait leaves the accounting to _complete.
@@ -68,7 +76,10 @@ class _Batch:
             self.errors.append(error)
         self.acked += 1
         if self.acked == self.expected:
-            self._loop.call_soon_threadsafe(self._complete)
+            if threading.get_ident() == self._loop_thread:
+                self._complete()
+            else:
+                self._loop.call_soon_threadsafe(self._complete)
 
     def abandon(self, sent: int) -> None:
         """Producing stopped after ``sent`` records; the others will never be called back."""
@@ -87,7 +98,11 @@ class _Batch:
 
 class KafkaPublisher:
     def __init__(
-        self, config: dict[str, Any], max_inflight_events: int, metrics: RelayMetrics
+        self,
+        config: dict[str, Any],
+        max_inflight_events: int,
+        metrics: RelayMetrics,
+        delivery_reports: str = "loop",
     ) -> None:
         self._config = dict(config)
         self._config["stats_cb"] = self._on_stats
@@ -103,8 +118,8 @@ class KafkaPublisher:
         self._metrics = metrics
         self._inflight_events = 0
         self._producer: Producer | None = None
-        self._poller: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._poll_on_loop = delivery_reports == "loop"
+        self._poller: LoopPoller | ThreadPoller | None = None
         self._ready = False
         self._deadlines = Deadlines()
 
@@ -123,8 +138,11 @@ class KafkaPublisher:
 
     async def start(self, connect_timeout: float = 10.0) -> None:
         self._producer = Producer(self._config)
-        self._poller = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
-        self._poller.start()
+        if self._poll_on_loop:
+            self._poller = LoopPoller(self._producer, self._busy)
+        else:
+            self._poller = ThreadPoller(self._producer)
+        self._poller.start(asyncio.get_running_loop())
         # Learn once whether the cluster answers, so /readyz is right from the start;
         # afterwards the librdkafka statistics keep it current.
         producer = self._producer
@@ -140,10 +158,10 @@ class KafkaPublisher:
         if self._producer is None:
             return 0
         producer = self._producer
+        # flush() polls on its own thread; _Batch hands completions back to the loop.
         remaining: int = await asyncio.to_thread(producer.flush, flush_timeout)
-        self._stopping.set()
         if self._poller is not None:
-            await asyncio.to_thread(self._poller.join, 5.0)
+            await asyncio.to_thread(self._poller.stop)
         if remaining:
             logger.error(
                 "producer closed with unacknowledged records", extra={"records": remaining}
@@ -151,14 +169,8 @@ class KafkaPublisher:
         self._producer = None
         return remaining
 
-    def _poll_forever(self) -> None:
-        # A dedicated thread keeps callbacks flowing whatever the event loop is doing;
-        # poll() releases the GIL while it waits.
-        while not self._stopping.is_set():
-            producer = self._producer
-            if producer is None:
-                return
-            producer.poll(0.05)
+    def _busy(self) -> bool:
+        return self._inflight_events > 0
 
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
         if not records:
@@ -188,6 +200,8 @@ class KafkaPublisher:
         # Looked up once: a delivery may hold thousands of records.
         produce = producer.produce
         on_delivery = batch.on_delivery
+        if self._poller is not None:
+            self._poller.kick()
         try:
             for record in records:
                 produce(

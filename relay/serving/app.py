@@ -102,6 +102,7 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
             producer_config(settings.kafka, settings.intake),
             settings.intake.max_inflight_events,
             metrics,
+            settings.kafka.delivery_reports,
         )
         sink = publisher
     spool = None

@@ -175,10 +175,15 @@ class KafkaSettings(Table, frozen=True):
     librdkafka: Annotated[Mapping[str, str | int | float | bool], DOTTED_KEYS] = msgspec.field(
         default_factory=dict
     )
+    # Who polls the producer for acknowledgements: "loop" (the event loop, while records
+    # are in flight) or "thread" (a dedicated poll thread). relay.kafka.delivery_reports.
+    delivery_reports: str = "loop"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
             raise ValueError("kafka.bootstrap_servers must not be empty")
+        if self.delivery_reports not in ("loop", "thread"):
+            raise ValueError("kafka.delivery_reports must be 'loop' or 'thread'")
 
     def __repr__(self) -> str:
         # librdkafka holds sasl.password, ssl.key.password and the like as plain text (it
