@@ -9,7 +9,7 @@ nothing came back for a while, and every 100 ms when nothing is in flight (stati
 errors). A delivery report then completes its delivery's future directly, on the loop's own
 thread: no second thread holding the GIL, no self-pipe write per delivery, and one loop
 wake-up serves the acknowledgements of every delivery that finished meanwhile.
-Measured (docs/performance.md) it beats the poll thread both at peak and at light load.
+docs/performance.md compares the two.
 
 ``ThreadPoller`` is the earlier design, kept as ``kafka.delivery_reports = "thread"``: a
 dedicated thread blocks in ``poll(0.05)`` and each completed delivery is handed to the loop
