@@ -1,5 +1,5 @@
-"""One benchmark run: broker, then per scenario the bare app, relay, the bridge floor and the
-raw producers.
+"""One benchmark run: broker, then per scenario the bare app, relay, Benthos, the bridge floor
+and the raw producers.
 
 Everything listens on 127.0.0.1 and every process started here is stopped again in a
 ``finally``, whatever happens: servers and generators by process group, the broker by its
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import benthos
 from bench import scenarios as sc
 from bench.bridge_app import BODIES_FILE_ENV
 from bench.child import LineChild
@@ -84,6 +86,9 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         options = self.options
+        # Cached: a second call only compares a hash (deploy/tools/install-benthos).
+        self.progress("checking the Benthos binary (built once, cached in .cache/tools)")
+        subprocess.run([str(benthos.INSTALLER)], check=True, stdout=subprocess.DEVNULL)
         try:
             if not self.bootstrap:
                 self.progress(f"starting Kafka on 127.0.0.1:{options.broker_port}")
@@ -151,8 +156,16 @@ class Run:
         self.progress(f"[{scenario.name}] relay")
         relay_start = min(start, max(1.0, bare["max_rate"] / 4))
         relay = self._http(
-            "relay", scenario, bodies_file, relay_start, ceiling=None, half_rate=True
-        )
+            "relay", scenario, bodies_file, relay_start, ceiling=None, half_rate=True,
+            quarter_rate=True,
+        )  # fmt: skip
+        self.progress(f"[{scenario.name}] Benthos")
+        # Its latency is compared with relay's at 25% and 50% of relay's maximum.
+        benthos = self._http(
+            "benthos", scenario, bodies_file, relay_start, ceiling=None, half_rate=True,
+            half_rate_at=relay["max_rate"] / 2, quarter_rate=True,
+            quarter_rate_at=relay["max_rate"] / 4,
+        )  # fmt: skip
         self.progress(f"[{scenario.name}] bridge floor")
         # Its latency is compared with relay's at relay's half-max rate, like the producer's.
         bridge = self._http(
@@ -170,6 +183,7 @@ class Run:
             "bare": bare,
             "relay": relay,
             "bridge": bridge,
+            "benthos": benthos,
             "producer": producer,
         }
 
@@ -200,6 +214,8 @@ class Run:
         ceiling: float | None,
         half_rate: bool = False,
         half_rate_at: float | None = None,
+        quarter_rate: bool = False,
+        quarter_rate_at: float | None = None,
     ) -> dict[str, Any]:
         assert self.spec is not None
         options = self.options
@@ -210,6 +226,11 @@ class Run:
             found = search(target.step, start, options.criteria, options.timing, ceiling)
             result = _search_summary(found)
             last_step = found.steps[-1] if found.steps else None
+            quarter_rate_at = quarter_rate_at or found.max_rate / 4
+            if quarter_rate and quarter_rate_at:
+                # Light load: what a delivery waits when nothing queues in front of it.
+                quarter = target.step(quarter_rate_at, duration=options.half_rate_seconds)
+                result["quarter_rate"] = _step_summary(quarter)
             half_rate_at = half_rate_at or found.max_rate / 2
             if half_rate and half_rate_at:
                 half = target.step(half_rate_at, duration=options.half_rate_seconds)

@@ -1,4 +1,5 @@
-"""The servers under test: ``relay serve`` and the bare app, each a subprocess on loopback."""
+"""The servers under test: ``relay serve``, the bare app, the bridge floor and Benthos, each a
+subprocess on loopback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import benthos
 from bench.child import REPO_ROOT, ChildProcess
 from tests.support.relay import serve_env, topic_env
 from tests.support.waiting import wait_until
@@ -48,18 +50,32 @@ class Server(ChildProcess):
     def __init__(
         self, kind: str, spec: ServerSpec, log_path: Path, extra_env: dict[str, str] | None = None
     ) -> None:
-        module = {
-            "relay": ["relay", "serve"],
-            "bare": ["bench.bare_server"],
-            "bridge": ["bench.bare_server", "bridge"],
-        }[kind]
         env = {**spec.env(), **(extra_env or {})}
-        super().__init__([sys.executable, "-m", *module], env, log_path)
+        if kind == "benthos":
+            document = benthos.config(
+                port=spec.port,
+                admin_port=spec.admin_port,
+                path="/webhooks/ultracart",
+                bootstrap=spec.bootstrap,
+                topic_prefix=spec.topic_prefix,
+                credentials=CREDENTIALS,
+            )
+            config = benthos.write_config(log_path.with_suffix(".yaml"), document)
+            args = [str(benthos.binary()), "-c", str(config)]
+        else:
+            module = {
+                "relay": ["relay", "serve"],
+                "bare": ["bench.bare_server"],
+                "bridge": ["bench.bare_server", "bridge"],
+            }[kind]
+            args = [sys.executable, "-m", *module]
+        super().__init__(args, env, log_path)
         self.kind = kind
         self.spec = spec
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        url = f"http://127.0.0.1:{self.spec.admin_port}/readyz"
+        probe = "/ready" if self.kind == "benthos" else "/readyz"
+        url = f"http://127.0.0.1:{self.spec.admin_port}{probe}"
 
         def ready() -> bool:
             if not self.alive():

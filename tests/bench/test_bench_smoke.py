@@ -59,15 +59,19 @@ def test_report_describes_the_machine_and_settings(smoke_report: dict[str, Any])
 @pytest.mark.parametrize("index", range(len(SMOKE_SCENARIOS)))
 def test_every_party_passed_a_step(smoke_report: dict[str, Any], index: int) -> None:
     scenario = smoke_report["scenarios"][index]
-    for party in ("bare", "relay", "bridge", "producer"):
+    for party in ("bare", "relay", "bridge", "benthos", "producer"):
         section = scenario[party]
         assert section["max_rate"] > 0, (party, section["steps"])
         assert section["at_max"]["verdict"] == "pass"
         _check_latency(section["at_max"]["latency"])
-    for party in ("relay", "bridge", "producer"):
+    for party in ("relay", "bridge", "benthos", "producer"):
         half = scenario[party]["half_rate"]
         assert half["offered_rate"] == scenario["relay"]["max_rate"] / 2
         _check_latency(half["latency"])
+    for party in ("relay", "benthos"):
+        quarter = scenario[party]["quarter_rate"]
+        assert quarter["offered_rate"] == scenario["relay"]["max_rate"] / 4
+        _check_latency(quarter["latency"])
 
 
 @pytest.mark.parametrize("index", range(len(SMOKE_SCENARIOS)))
@@ -90,5 +94,7 @@ def test_ratios_and_targets_are_reported(smoke_report: dict[str, Any]) -> None:
         assert analysis["relay_vs_bare"] > 0
         assert analysis["relay_vs_producer"] > 0
         assert analysis["relay_cpu_us_per_delivery"] > 0
+        assert analysis["relay_vs_benthos"] > 0
+        assert analysis["benthos_cpu_us_per_delivery"] > 0
     assert smoke_report["targets"]
     assert all(isinstance(t["met"], bool) for t in smoke_report["targets"])
