@@ -16,7 +16,7 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install tools schemas lint test run bench bench-smoke faults fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
+.PHONY: help install tools schemas lint test run bench bench-smoke faults faults-cluster fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
@@ -30,7 +30,10 @@ help:
 	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~40 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
-	@echo 'make faults        the fault-injection suite alone (~3 min; report in build/fault-report)'
+	@echo 'make faults        the fault-injection suite alone (~10 min with the 3-broker scenarios;'
+	@echo '                   report in build/fault-report)'
+	@echo 'make faults-cluster the 3-broker scenarios with five-fold longer phases (own cluster on'
+	@echo '                   127.0.0.1:29192,29292,29392; make test runs the short ones)'
 	@echo 'make fuzz          long fuzz run: atheris for FUZZ_SECONDS (600), then the hostile-'
 	@echo '                   input properties with HYPOTHESIS_PROFILE=fuzz (also in make test,'
 	@echo '                   with a fixed CI budget)'
@@ -101,6 +104,11 @@ bench-smoke: $(STAMP)
 # Part of make test too; this runs it alone. docs/reliability.md explains the scenarios.
 faults: $(STAMP)
 	$(BIN)/pytest -q tests/faults $(PYTEST_ARGS)
+
+# The replicated-cluster scenarios alone, each phase (load, pause, outage) five times longer
+# than in make test; docs/reliability.md has the table.
+faults-cluster: $(STAMP)
+	RELAY_FAULTS_LONG=1 $(BIN)/pytest -q tests/faults/test_cluster_faults.py $(PYTEST_ARGS)
 
 # The corpus is kept in build/fuzz between runs; crashes are written there as crash-*.
 FUZZ_SECONDS ?= 600

@@ -42,6 +42,9 @@ class FaultReport:
     dead_letters: int
     longest_gap_seconds: float
     lost: int
+    # 503 answers among the non-2xx, and the brokers in the cluster (which table the row is in).
+    unavailable: int = 0
+    brokers: int = 1
 
     @property
     def duplicates(self) -> int:
@@ -58,6 +61,7 @@ def reconcile(
     deliveries: Sequence[Delivery],
     records: Sequence[ConsumedRecord],
     dead_letter_topic: str,
+    brokers: int = 1,
 ) -> FaultReport:
     copies: dict[bytes, list[ConsumedRecord]] = defaultdict(list)
     dead_letters = 0
@@ -102,6 +106,8 @@ def reconcile(
         dead_letters=dead_letters,
         longest_gap_seconds=round(longest_gap(deliveries), 1),
         lost=sum(key not in copies for key in acked_keys),
+        unavailable=sum(a.status == 503 for d in deliveries for a in d.attempts),
+        brokers=brokers,
     )
 
 

@@ -18,6 +18,7 @@ _COLUMNS = (
     ("deliveries_sent", "sent"),
     ("attempts", "attempts"),
     ("failed_attempts", "non-2xx"),
+    ("unavailable", "503"),
     ("retried_deliveries", "retried"),
     ("acknowledged", "acknowledged"),
     ("events_expected", "events acked"),
@@ -36,6 +37,23 @@ def report_dir() -> Path:
 
 
 def markdown(rows: Sequence[FaultReport]) -> str:
+    """One table per cluster size: the single broker's, then the replicated cluster's."""
+    sizes = sorted({row.brokers for row in rows})
+    if len(sizes) <= 1:
+        return _table(rows)
+    return "\n".join(
+        f"{_TITLES.get(n, f'{n} brokers')}:\n\n" + _table([r for r in rows if r.brokers == n])
+        for n in sizes
+    )
+
+
+_TITLES = {
+    1: "Single broker",
+    3: "3-broker KRaft cluster (RF 3, min.insync.replicas 2; seconds include set-up and checks)",
+}
+
+
+def _table(rows: Sequence[FaultReport]) -> str:
     lines = [
         "| " + " | ".join(title for _, title in _COLUMNS) + " |",
         "|" + "|".join("---" for _ in _COLUMNS) + "|",

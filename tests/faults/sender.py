@@ -97,6 +97,10 @@ class UltraCartSender:
         with self._lock:
             return list(self._deliveries)
 
+    def now(self) -> float:
+        """Seconds since start, on the clock attempts' ``started`` uses."""
+        return time.monotonic() - self._t0
+
     def last_success(self) -> float:
         """When (seconds after start) the latest 2xx attempt began; -1 before any."""
         return max(

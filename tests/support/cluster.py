@@ -95,9 +95,7 @@ class LocalCluster:
                         return False
             return True
 
-        wait_until(
-            replicated, timeout, interval=0.25, message=f"not fully replicated: {names}"
-        )
+        wait_until(replicated, timeout, interval=0.25, message=f"not fully replicated: {names}")
 
 
 @contextmanager
