@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.broker import LocalBroker
 from tests.support.kafka import consume_all, create_topics
-from tests.support.net import free_port
+from tests.support.net import free_ports
 from tests.support.relay import RelayProcess, order_delivery, topic_env
 from tests.tls_certs import CertificateAuthority
 
@@ -73,7 +73,7 @@ def sasl_broker(
     ca_file.write_bytes(ca.cert_pem)
     # Hex only: the format tool's [name=...,password=...] syntax has no quoting.
     password = secrets.token_hex(16)
-    port, controller, sasl_port = free_port(), free_port(), free_port()
+    port, controller, sasl_port = free_ports(3)
     scram_user = f"SCRAM-SHA-512=[name={USER},password={password}]"
     properties = directory / "sasl.properties"
     properties.write_text(

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.net import free_port
+from tests.support.net import free_ports
 from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,9 @@ def _alive(pid: int) -> bool:
 @contextmanager
 def broker_of_its_own() -> Iterator[LocalBroker]:
     """A fresh broker on a free port, stopped afterwards: for tests that stop, kill or pause it."""
-    broker = LocalBroker(free_port())
+    # The controller's port is picked too: the script's default (port + 1) may be taken.
+    port, controller = free_ports(2)
+    broker = LocalBroker(port, {"RELAY_KAFKA_CONTROLLER_PORT": str(controller)})
     broker.start(fresh=True)
     try:
         yield broker
