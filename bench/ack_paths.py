@@ -47,6 +47,7 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "relay loop, linger 5": ("relay", {REPORTS: "loop", LINGER: "5"}),
     "relay loop, linger 1": ("relay", {REPORTS: "loop", LINGER: "1"}),
     "relay loop, linger 0": ("relay", {REPORTS: "loop", LINGER: "0"}),
+    "Benthos": ("benthos", {}),
 }
 
 
@@ -84,8 +85,13 @@ def measure(
         found = search(target.step, start, Criteria(), timing)
         best = found.best or {}
         cpu = best.get("cpu_cores", {})
+        workers = monitor.pids("worker") or monitor.pids("main")
         return {
             "max_rate": found.max_rate,
+            # Peak over the whole run, overload steps of the search included.
+            "peak_rss_mb": round(max(monitor.peak_rss(r) for r in ("main", "worker")) / 2**20, 1)
+            if workers
+            else None,
             "cpu_us_at_max": round(cpu["server"] / found.max_rate * 1e6) if cpu else None,
             "other_cores_at_max": cpu.get("other"),
             "light": light,
@@ -165,8 +171,8 @@ def markdown(report: dict[str, Any], light: Sequence[float]) -> str:
     lines = [
         f"# Ack paths and linger, {report['scenario']}, {report['workers']} workers",
         "",
-        f"| variant | max deliv/s | CPU µs/delivery at max |{head}",
-        "|---|--:|--:|" + "--:|--:|" * len(light),
+        f"| variant | max deliv/s | CPU µs/delivery at max | peak RSS/process (MB) |{head}",
+        "|---|--:|--:|--:|" + "--:|--:|" * len(light),
     ]
     for name, runs in report["results"].items():
         for run in runs:
@@ -176,7 +182,10 @@ def markdown(report: dict[str, Any], light: Sequence[float]) -> str:
                 lat = step["latency"]
                 cells += f" {lat.get('p50', 0):.1f} / {lat.get('p99', 0):.1f} |"
                 cells += f" {step['server_cpu_us']} |"
-            lines.append(f"| {name} | {run['max_rate']:,.0f} | {run['cpu_us_at_max']} |{cells}")
+            lines.append(
+                f"| {name} | {run['max_rate']:,.0f} | {run['cpu_us_at_max']} "
+                f"| {run.get('peak_rss_mb')} |{cells}"
+            )
     lines.append("")
     return "\n".join(lines)
 
