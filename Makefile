@@ -27,7 +27,7 @@ help:
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
 	@echo 'make tools         build or fetch what the deploy tests run (helm, promtool,'
 	@echo '                   promql-check, schemas) into .cache/tools; make test does this itself'
-	@echo 'make bench         benchmark relay against its HTTP and producer ceilings (~40 min;'
+	@echo 'make bench         benchmark relay against its ceilings and Benthos (~50 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
 	@echo 'make faults        the fault-injection suite alone (~10 min with the 3-broker scenarios;'
