@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 
 from tests.faults.ledger import FaultReport, reconcile
+from tests.faults.relay_under_test import ACK_DEADLINE, fault_relay
 from tests.faults.sender import UltraCartSender
 from tests.support.cluster import NODES, LocalCluster, cluster_of_its_own
 from tests.support.kafka import consume_all, create_topics
 from tests.support.metrics import metric_sum
-from tests.support.relay import CREDENTIALS, RelayProcess, topic_env
+from tests.support.relay import CREDENTIALS, RelayProcess
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 SCALE = 5.0 if os.environ.get("RELAY_FAULTS_LONG") == "1" else 1.0
-ACK_DEADLINE = 2.0
 RATE = 40.0
 SENDERS = 4
 LOAD_BEFORE = 2.0 * SCALE
@@ -145,18 +145,7 @@ def test_no_acknowledged_event_is_lost_on_the_cluster(
         config={"min.insync.replicas": "2"},
     )
     cluster.wait_fully_replicated(topics)
-    env = {
-        **topic_env(prefix),
-        "RELAY_INTAKE__ACK_DEADLINE_SECONDS": str(ACK_DEADLINE),
-        "RELAY_SERVER__SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    if spool:
-        env |= {
-            "RELAY_SPOOL__ENABLED": "true",
-            "RELAY_SPOOL__DIRECTORY": str(tmp_path / "spool"),
-            "RELAY_SPOOL__MAX_BYTES": str(256 * 1024 * 1024),
-        }
-    relay = RelayProcess(cluster.bootstrap, env, log_path=tmp_path / "relay.log")
+    relay = fault_relay(cluster.bootstrap, prefix, tmp_path, spool=spool)
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     stage = Stage(relay, cluster, sender, prefix)

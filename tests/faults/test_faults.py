@@ -20,16 +20,16 @@ from pathlib import Path
 import pytest
 
 from tests.faults.ledger import FaultReport, reconcile
+from tests.faults.relay_under_test import ACK_DEADLINE, fault_relay
 from tests.faults.sender import UltraCartSender
 from tests.support.broker import LocalBroker
 from tests.support.kafka import consume_all, create_topics
 from tests.support.metrics import metric_sum
-from tests.support.relay import CREDENTIALS, RelayProcess, topic_env
+from tests.support.relay import CREDENTIALS, RelayProcess
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-ACK_DEADLINE = 2.0
 RATE = 40.0  # deliveries per second, over all senders
 SENDERS = 4
 # Durations, not waits: how long each phase of the scenario lasts.
@@ -118,18 +118,7 @@ def test_no_acknowledged_event_is_lost(
     prefix = f"f{uuid.uuid4().hex[:8]}."
     names = ["order_create", "item_update", "unknown", "dead_letter"]
     create_topics(private_broker.bootstrap, [prefix + "order_create", prefix + "item_update"])
-    env = {
-        **topic_env(prefix),
-        "RELAY_INTAKE__ACK_DEADLINE_SECONDS": str(ACK_DEADLINE),
-        "RELAY_SERVER__SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    if spool:
-        env |= {
-            "RELAY_SPOOL__ENABLED": "true",
-            "RELAY_SPOOL__DIRECTORY": str(tmp_path / "spool"),
-            "RELAY_SPOOL__MAX_BYTES": str(256 * 1024 * 1024),
-        }
-    relay = RelayProcess(private_broker.bootstrap, env, log_path=tmp_path / "relay.log")
+    relay = fault_relay(private_broker.bootstrap, prefix, tmp_path, spool=spool)
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     started = time.monotonic()

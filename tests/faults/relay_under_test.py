@@ -1,0 +1,26 @@
+"""The relay every fault scenario runs: a short ack deadline, so faults show within seconds,
+and optionally the spool, on the scenario's own topics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.relay import RelayProcess, topic_env
+
+# Short, so a paused or dead leader turns into 503s (or spooled 200s) within the scenario.
+ACK_DEADLINE = 2.0
+
+
+def fault_relay(bootstrap: str, prefix: str, tmp_path: Path, *, spool: bool) -> RelayProcess:
+    env = {
+        **topic_env(prefix),
+        "RELAY_INTAKE__ACK_DEADLINE_SECONDS": str(ACK_DEADLINE),
+        "RELAY_SERVER__SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    if spool:
+        env |= {
+            "RELAY_SPOOL__ENABLED": "true",
+            "RELAY_SPOOL__DIRECTORY": str(tmp_path / "spool"),
+            "RELAY_SPOOL__MAX_BYTES": str(256 * 1024 * 1024),
+        }
+    return RelayProcess(bootstrap, env, log_path=tmp_path / "relay.log")
