@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx2
 import orjson
+
+from tests.support.waiting import wait_until
 
 _FILLER = "x" * 200  # a realistic few hundred bytes per event
 # The field relay keys each event by (relay/events/routing.py defaults).
@@ -113,6 +116,27 @@ class UltraCartSender:
             thread = threading.Thread(target=self._run, args=(sender,), daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def around(
+        self, fault: Callable[[], None], *, before: float, after: float, settle: float
+    ) -> bool:
+        """Start the load, apply ``fault`` after ``before`` seconds, keep the load on until
+        relay answers 2xx again and ``after`` seconds more, then ``finish(settle)``."""
+        self.start()
+        try:
+            time.sleep(before)
+            fault()
+            recovered = self.now()
+            wait_until(
+                lambda: self.last_success() > recovered,
+                settle,
+                interval=0.2,
+                message="relay did not recover",
+            )
+            time.sleep(after)
+        finally:
+            settled = self.finish(settle)
+        return settled
 
     def finish(self, settle_timeout: float) -> bool:
         """Stop issuing new deliveries; wait for the issued ones to get their 2xx.

@@ -149,20 +149,9 @@ def test_no_acknowledged_event_is_lost_on_the_cluster(
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     stage = Stage(relay, cluster, sender, prefix)
-    sender.start()
-    try:
-        time.sleep(LOAD_BEFORE)
-        SCENARIOS[scenario](stage)
-        recovered = sender.now()
-        wait_until(
-            lambda: sender.last_success() > recovered,
-            SETTLE,
-            interval=0.2,
-            message="relay did not recover",
-        )
-        time.sleep(LOAD_AFTER)
-    finally:
-        settled = sender.finish(SETTLE)
+    settled = sender.around(
+        lambda: SCENARIOS[scenario](stage), before=LOAD_BEFORE, after=LOAD_AFTER, settle=SETTLE
+    )
     try:
         spool_used = metric_sum(relay.metrics(), "relay_spooled_deliveries_total")
         if spool:

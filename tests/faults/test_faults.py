@@ -122,21 +122,12 @@ def test_no_acknowledged_event_is_lost(
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     started = time.monotonic()
-    sender.start()
-    try:
-        time.sleep(LOAD_BEFORE)
-        fault(Stage(relay, private_broker))
-        recovered = time.monotonic() - started
-        # Load goes on until relay answers 2xx again, and a little beyond.
-        wait_until(
-            lambda: sender.last_success() > recovered,
-            SETTLE,
-            interval=0.2,
-            message="relay did not recover",
-        )
-        time.sleep(LOAD_AFTER)
-    finally:
-        settled = sender.finish(SETTLE)
+    settled = sender.around(
+        lambda: fault(Stage(relay, private_broker)),
+        before=LOAD_BEFORE,
+        after=LOAD_AFTER,
+        settle=SETTLE,
+    )
     try:
         if spool:
             spool_used = spooled(relay)
