@@ -16,13 +16,16 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install tools schemas lint test run bench bench-smoke faults faults-cluster fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
+.PHONY: help install tools schemas lint fmt check test run bench bench-smoke faults faults-cluster fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
 	@echo 'make run           relay serve --config $(CONFIG), with a local Kafka on 9092 if'
 	@echo '                   RELAY_KAFKA__BOOTSTRAP_SERVERS is unset'
-	@echo 'make lint          ruff check and mypy only'
+	@echo 'make check         the fast loop: ruff check, ruff format --check, mypy, unit tests'
+	@echo '                   (no Kafka, no Go tools; under a minute warm)'
+	@echo 'make lint          ruff check, ruff format --check and mypy only'
+	@echo 'make fmt           ruff format and ruff check --fix, in place'
 	@echo 'make schemas       regenerate relay/consumers/schemas from ultracart-rest-sdk'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
 	@echo 'make tools         build or fetch what the deploy tests run (helm, promtool,'
@@ -73,7 +76,16 @@ schemas: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The inner loop: everything that needs neither Kafka nor the Go tools.
+check: lint
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
 
 # Everything the tests need is installed here, so a fresh clone needs nothing else.
 test: lint tools

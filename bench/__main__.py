@@ -72,7 +72,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="extra relay setting for every party, e.g. "
         "RELAY_KAFKA__LIBRDKAFKA__COMPRESSION_TYPE=zstd (repeatable)",
     )
-    return parser.parse_args(argv)  # fmt: skip
+    return parser.parse_args(argv)
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -83,8 +83,9 @@ def options_from(args: argparse.Namespace) -> Options:
     if unknown:
         raise SystemExit(f"unknown scenario(s): {', '.join(unknown)}")
     if args.smoke:
-        timing = Timing(warmup=0.5, duration=args.step_seconds or 1.0, drain=5.0,
-                        doublings=1, refinements=0)  # fmt: skip
+        timing = Timing(
+            warmup=0.5, duration=args.step_seconds or 1.0, drain=5.0, doublings=1, refinements=0
+        )
         half = args.half_rate_seconds or 1.0
     else:
         timing = Timing(duration=args.step_seconds or 4.0)

@@ -52,9 +52,16 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def measure(
-    kind: str, spec: ServerSpec, extra: dict[str, str], bodies: Path, work: Path,
-    start: float, light_rates: Sequence[float], timing: Timing, broker_pid: int | None,
-) -> dict[str, Any]:  # fmt: skip
+    kind: str,
+    spec: ServerSpec,
+    extra: dict[str, str],
+    bodies: Path,
+    work: Path,
+    start: float,
+    light_rates: Sequence[float],
+    timing: Timing,
+    broker_pid: int | None,
+) -> dict[str, Any]:
     env = {BODIES_FILE_ENV: str(bodies), **extra}
     server = Server(kind, spec, work / f"{kind}-{time.monotonic_ns()}.log", env)
     loadgen: LineChild | None = None
@@ -66,12 +73,17 @@ def measure(
         loadgen = LineChild("bench.loadgen", spec.env(), work / "loadgen.log")
         loadgen.ask(
             {
-                "host": "127.0.0.1", "port": spec.port, "path": "/webhooks/ultracart",
-                "bodies_file": str(bodies), "username": CREDENTIALS[0],
-                "password": CREDENTIALS[1], "connections": 32, "max_connections": 512,
+                "host": "127.0.0.1",
+                "port": spec.port,
+                "path": "/webhooks/ultracart",
+                "bodies_file": str(bodies),
+                "username": CREDENTIALS[0],
+                "password": CREDENTIALS[1],
+                "connections": 32,
+                "max_connections": 512,
             },
             timeout=30,
-        )  # fmt: skip
+        )
         target = HttpTarget(loadgen, monitor, broker_pid, timing)
         light = {}
         for rate in light_rates:
@@ -128,8 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         prefix = f"ack{int(time.time())}."
         spec = ServerSpec(bootstrap, free_port(), free_port(), args.workers, prefix)
-        create_topics(bootstrap, [prefix + "order_create", prefix + "dead_letter"], 6,
-                      timeout=60, exist_ok=True)  # fmt: skip
+        create_topics(
+            bootstrap,
+            [prefix + "order_create", prefix + "dead_letter"],
+            6,
+            timeout=60,
+            exist_ok=True,
+        )
         scenario = sc.BY_NAME[args.scenario]
         bodies = work / "bodies"
         sc.write_bodies(bodies, sc.delivery_bodies(scenario))

@@ -144,9 +144,12 @@ class _MinimalBridge:
             loop.call_soon(self._spin)
         for record in records:
             producer.produce(
-                record.topic, record.value, record.key, headers=record.headers,
+                record.topic,
+                record.value,
+                record.key,
+                headers=record.headers,
                 on_delivery=on_delivery,
-            )  # fmt: skip
+            )
         return await done
 
 

@@ -34,9 +34,14 @@ RSS_TARGET_MB = 150.0
 # "Flat": the last minute's median RSS within this much of the first minute's.
 RSS_FLAT_TOLERANCE_MB = 10.0
 _PACKAGES = (
-    "starlette", "uvicorn", "uvloop", "httptools", "confluent-kafka", "orjson",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "confluent-kafka",
+    "orjson",
     "prometheus-client",
-)  # fmt: skip
+)
 
 
 def machine() -> dict[str, Any]:
@@ -177,24 +182,37 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         name = scenario["name"]
         goal = BENTHOS_RATIO_TARGETS.get(scenario["events"])
         if goal is not None and a["relay_vs_benthos"] is not None:
-            rows.append(_target(
-                f"{name}: relay / Benthos (deliveries/s)", a["relay_vs_benthos"],
-                f">= {goal:g}", a["relay_vs_benthos"] >= goal,
-            ))  # fmt: skip
+            rows.append(
+                _target(
+                    f"{name}: relay / Benthos (deliveries/s)",
+                    a["relay_vs_benthos"],
+                    f">= {goal:g}",
+                    a["relay_vs_benthos"] >= goal,
+                )
+            )
         if a["relay_vs_bridge"] is not None:
-            rows.append(_target(
-                f"{name}: relay / bridge floor", a["relay_vs_bridge"],
-                f">= {FLOOR_RATIO_TARGET}", a["relay_vs_bridge"] >= FLOOR_RATIO_TARGET,
-            ))  # fmt: skip
+            rows.append(
+                _target(
+                    f"{name}: relay / bridge floor",
+                    a["relay_vs_bridge"],
+                    f">= {FLOOR_RATIO_TARGET}",
+                    a["relay_vs_bridge"] >= FLOOR_RATIO_TARGET,
+                )
+            )
         for stat, limit in (("p50", P50_DELTA_TARGET_MS), ("p99", P99_VS_BENTHOS_TARGET_MS)):
             ours, theirs = a[f"relay_{stat}_quarter_ms"], a[f"benthos_{stat}_quarter_ms"]
             if ours is None or theirs is None:
                 continue
             delta = round(ours - theirs, 2)
-            rows.append(_target(
-                f"{name}: {stat} at 25% of relay's max, relay - Benthos (ms; {ours} vs {theirs})",
-                delta, f"<= {limit:g}", delta <= limit,
-            ))  # fmt: skip
+            rows.append(
+                _target(
+                    f"{name}: {stat} at 25% of relay's max, relay - Benthos "
+                    f"(ms; {ours} vs {theirs})",
+                    delta,
+                    f"<= {limit:g}",
+                    delta <= limit,
+                )
+            )
         rows.append(
             _target(
                 f"{name}: peak RSS per relay process (MB)",
@@ -207,12 +225,15 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     if soak:
         for trend in soak["rss"]:
             growth = (trend["last_minute_median_mb"] or 0) - (trend["first_minute_median_mb"] or 0)
-            rows.append(_target(
-                f"soak {soak['seconds']:g} s: {trend['role']} {trend['pid']} RSS growth (MB), "
-                f"max {trend['max_mb']} MB",
-                round(growth, 1), f"< {RSS_FLAT_TOLERANCE_MB:g} and max < {RSS_TARGET_MB:g}",
-                growth < RSS_FLAT_TOLERANCE_MB and (trend["max_mb"] or 0) < RSS_TARGET_MB,
-            ))  # fmt: skip
+            rows.append(
+                _target(
+                    f"soak {soak['seconds']:g} s: {trend['role']} {trend['pid']} RSS growth (MB), "
+                    f"max {trend['max_mb']} MB",
+                    round(growth, 1),
+                    f"< {RSS_FLAT_TOLERANCE_MB:g} and max < {RSS_TARGET_MB:g}",
+                    growth < RSS_FLAT_TOLERANCE_MB and (trend["max_mb"] or 0) < RSS_TARGET_MB,
+                )
+            )
     return rows
 
 

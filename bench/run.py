@@ -60,10 +60,14 @@ class Options:
     # Start rates for the search, deliveries/s; well below any machine's capacity.
     start_rates: dict[str, float] = field(
         default_factory=lambda: {
-            "small-1": 250, "small-10": 100, "small-100": 20,
-            "order-1": 200, "order-10": 50, "order-100": 8,
+            "small-1": 250,
+            "small-10": 100,
+            "small-100": 20,
+            "order-1": 200,
+            "order-10": 50,
+            "order-100": 8,
         }
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -156,22 +160,38 @@ class Run:
         self.progress(f"[{scenario.name}] relay")
         relay_start = min(start, max(1.0, bare["max_rate"] / 4))
         relay = self._http(
-            "relay", scenario, bodies_file, relay_start, ceiling=None, half_rate=True,
+            "relay",
+            scenario,
+            bodies_file,
+            relay_start,
+            ceiling=None,
+            half_rate=True,
             quarter_rate=True,
-        )  # fmt: skip
+        )
         self.progress(f"[{scenario.name}] Benthos")
         # Its latency is compared with relay's at 25% and 50% of relay's maximum.
         benthos = self._http(
-            "benthos", scenario, bodies_file, relay_start, ceiling=None, half_rate=True,
-            half_rate_at=relay["max_rate"] / 2, quarter_rate=True,
+            "benthos",
+            scenario,
+            bodies_file,
+            relay_start,
+            ceiling=None,
+            half_rate=True,
+            half_rate_at=relay["max_rate"] / 2,
+            quarter_rate=True,
             quarter_rate_at=relay["max_rate"] / 4,
-        )  # fmt: skip
+        )
         self.progress(f"[{scenario.name}] bridge floor")
         # Its latency is compared with relay's at relay's half-max rate, like the producer's.
         bridge = self._http(
-            "bridge", scenario, bodies_file, relay_start, ceiling=None,
-            half_rate=True, half_rate_at=relay["max_rate"] / 2,
-        )  # fmt: skip
+            "bridge",
+            scenario,
+            bodies_file,
+            relay_start,
+            ceiling=None,
+            half_rate=True,
+            half_rate_at=relay["max_rate"] / 2,
+        )
         self.progress(f"[{scenario.name}] raw producer ceiling")
         producer = self._producer(scenario, bodies_file, start, relay["max_rate"])
         return {

@@ -85,8 +85,9 @@ class Server(ChildProcess):
                 return status == 200
 
         # A 503 raises HTTPError, an OSError like a refused connection: not ready yet.
-        wait_until(ready, timeout, interval=0.1, message=f"{self.kind} server not ready",
-                   ignore=(OSError,))
+        wait_until(
+            ready, timeout, interval=0.1, message=f"{self.kind} server not ready", ignore=(OSError,)
+        )
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.spec.admin_port}/metrics"

@@ -31,9 +31,25 @@ REFUSALS = (HEADERS_TOO_LARGE, HEADER_TIMEOUT)
 # Acknowledgement latency spans sub-millisecond (warm producer, loopback) to UltraCart's 30 s
 # deadline; the 15/20/25/30 s buckets let the latency alert place a p99 near the deadline.
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
-    20.0, 25.0, 30.0,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    25.0,
+    30.0,
+)
 _SIZE_BUCKETS = tuple(float(2**n) for n in range(8, 25, 2))  # 256 B .. 16 MiB
 
 
@@ -231,7 +247,6 @@ class LimitGauges:
             multiprocess_mode="livemax",
             registry=registry,
         )
-
 
 
 class TlsMetrics:

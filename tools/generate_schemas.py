@@ -49,8 +49,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sdk-version", default=SDK_VERSION)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--check", action="store_true",
-                        help="compare with --out instead of writing; exit 1 on a difference")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare with --out instead of writing; exit 1 on a difference",
+    )
     parser.add_argument("--walk", nargs="+", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.walk:
@@ -72,8 +75,15 @@ def sdk_python(version: str) -> Path:
     if not stamp.exists():
         venv.create(home, with_pip=True, clear=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             f"ultracart-rest-sdk=={version}"],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                f"ultracart-rest-sdk=={version}",
+            ],
             check=True,
         )
         stamp.touch()
@@ -88,7 +98,9 @@ def generate(version: str) -> dict[str, Any]:
     walked = json.loads(
         subprocess.run(
             [str(sdk_python(version)), __file__, "--walk", *wanted],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     )
     files: dict[str, Any] = {}
@@ -158,7 +170,8 @@ def refs(node: Any) -> list[str]:
 def check(files: dict[str, Any], out: Path) -> int:
     on_disk = {p.name for p in out.glob("*.json")}
     differ = sorted(
-        name for name, doc in files.items()
+        name
+        for name, doc in files.items()
         if name not in on_disk or json.loads((out / name).read_text()) != doc
     )
     extra = sorted(on_disk - set(files))
@@ -241,7 +254,8 @@ def required_of(cls: Any) -> list[str]:
     """Required fields: openapi-generator makes them positional parameters."""
     signature = inspect.signature(cls._from_openapi_data, follow_wrapped=True)
     return [
-        p.name for p in signature.parameters.values()
+        p.name
+        for p in signature.parameters.values()
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "cls"
     ]
 

@@ -139,8 +139,13 @@ class OrderStore:
                  document = excluded.document, last_event = excluded.last_event,
                  last_ce_id = excluded.last_ce_id, applied_count = applied_count + 1""",
             (
-                order_id, order.get("merchant_id"), order.get("current_stage"), total,
-                (msg.value() or b"").decode(), event, ce_id,
+                order_id,
+                order.get("merchant_id"),
+                order.get("current_stage"),
+                total,
+                (msg.value() or b"").decode(),
+                event,
+                ce_id,
             ),
         )
         # The object is the whole current state: its items replace the previous ones.
@@ -148,8 +153,13 @@ class OrderStore:
         self._db.executemany(
             "INSERT INTO order_items VALUES (?, ?, ?, ?, ?)",
             [
-                (order_id, line, item.get("merchant_item_id"), item.get("quantity"),
-                 item.get("description"))
+                (
+                    order_id,
+                    line,
+                    item.get("merchant_item_id"),
+                    item.get("quantity"),
+                    item.get("description"),
+                )
                 for line, item in enumerate(order.get("items") or [])
             ],
         )
@@ -160,8 +170,7 @@ def _headers(msg: Message) -> dict[str, str]:
     raw = msg.headers() or []
     items = raw.items() if isinstance(raw, dict) else raw
     return {
-        name: value.decode() if isinstance(value, bytes) else (value or "")
-        for name, value in items
+        name: value.decode() if isinstance(value, bytes) else (value or "") for name, value in items
     }
 
 
@@ -212,13 +221,18 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Keep SQLite orders current from relay.")
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
-    parser.add_argument("--topic", action="append", required=True,
-                        help="topic holding order events (repeatable)")
+    parser.add_argument(
+        "--topic", action="append", required=True, help="topic holding order events (repeatable)"
+    )
     parser.add_argument("--group", default="order-sync", help="consumer group id")
     parser.add_argument("--db", required=True, help="SQLite file")
     parser.add_argument("--batch", type=int, default=100, help="records per transaction")
-    parser.add_argument("--dedupe-window", type=float, default=7 * 86400,
-                        help="seconds a ce_id is remembered (default 7 days)")
+    parser.add_argument(
+        "--dedupe-window",
+        type=float,
+        default=7 * 86400,
+        help="seconds a ce_id is remembered (default 7 days)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s order-sync %(message)s")
     return run(args)

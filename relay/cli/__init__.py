@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command(
-        "serve", "check the configuration as check-config does, then run the intake and admin "
-        "servers"
+        "serve",
+        "check the configuration as check-config does, then run the intake and admin servers",
     )
     serve.set_defaults(handler=_cmd_serve)
 
@@ -149,23 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
         "validate the configuration: settings, credentials file, librdkafka options, TLS files",
     )
     check.add_argument(
-        "--connect", action="store_true",
+        "--connect",
+        action="store_true",
         help="also reach Kafka: every routed topic exists (unless the cluster auto-creates "
         "topics) and admits relay's largest record",
     )
-    check.add_argument("--timeout", type=float, default=10.0,
-                       help="seconds to wait for Kafka with --connect")
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for Kafka with --connect"
+    )
     check.add_argument("--json", action="store_true", help="the result as one JSON document")
     check.set_defaults(handler=_cmd_check_config)
 
     topics = command("create-topics", "create every topic relay may write to")
     topics.add_argument("--partitions", type=int, default=3, help="partitions per new topic")
-    topics.add_argument("--replication-factor", type=int, default=-1,
-                        help="replicas per new topic; -1 takes the broker's default")
-    topics.add_argument("--timeout", type=float, default=15.0,
-                        help="seconds to wait for Kafka, per step")
-    topics.add_argument("--json", action="store_true",
-                        help="created and existing topics as one JSON document")
+    topics.add_argument(
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="replicas per new topic; -1 takes the broker's default",
+    )
+    topics.add_argument(
+        "--timeout", type=float, default=15.0, help="seconds to wait for Kafka, per step"
+    )
+    topics.add_argument(
+        "--json", action="store_true", help="created and existing topics as one JSON document"
+    )
     topics.set_defaults(handler=_cmd_topics)
     webhooks.register(commands)
     ultracart_auth.register(commands)

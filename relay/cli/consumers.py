@@ -46,7 +46,9 @@ def _reading_settings(path: str | None) -> Settings:
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", "-c", default=None,
+        "--config",
+        "-c",
+        default=None,
         help="relay.toml to read (default: $RELAY_CONFIG; RELAY_* env vars override it)",
     )
 
@@ -103,24 +105,55 @@ def _cmd_schemas_export(args: argparse.Namespace) -> int:
 
 def _register_tail(commands: _Commands) -> None:
     text = "print the records relay wrote: JSON lines (with headers) or a readable view"
-    parser = formatted(commands.add_parser("tail", help=text, description=text + ". "
-        "Without --from-beginning or --last, waits for new records (implies --follow)."))
+    parser = formatted(
+        commands.add_parser(
+            "tail",
+            help=text,
+            description=text + ". "
+            "Without --from-beginning or --last, waits for new records (implies --follow).",
+        )
+    )
     _config_option(parser)
-    parser.add_argument("--event", "-e", action="append", default=[],
-                        help="only this event (repeatable); also picks its topic")
-    parser.add_argument("--key", "-k", action="append", default=[],
-                        help="only records with this key, e.g. an order id (repeatable)")
-    parser.add_argument("--topic", "-t", action="append", default=[],
-                        help="read this topic (repeatable; default: every topic relay writes)")
+    parser.add_argument(
+        "--event",
+        "-e",
+        action="append",
+        default=[],
+        help="only this event (repeatable); also picks its topic",
+    )
+    parser.add_argument(
+        "--key",
+        "-k",
+        action="append",
+        default=[],
+        help="only records with this key, e.g. an order id (repeatable)",
+    )
+    parser.add_argument(
+        "--topic",
+        "-t",
+        action="append",
+        default=[],
+        help="read this topic (repeatable; default: every topic relay writes)",
+    )
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--from-beginning", action="store_true",
-                       help="every record from the start of each partition")
-    start.add_argument("--last", "-n", type=int, default=None, metavar="N",
-                       help="the last N matching records")
-    parser.add_argument("--follow", "-f", action="store_true",
-                        help="keep waiting for new records until Ctrl-C")
-    parser.add_argument("--output", "-o", choices=("json", "text"), default="json",
-                        help="json: one JSON object per line; text: a readable view")
+    start.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="every record from the start of each partition",
+    )
+    start.add_argument(
+        "--last", "-n", type=int, default=None, metavar="N", help="the last N matching records"
+    )
+    parser.add_argument(
+        "--follow", "-f", action="store_true", help="keep waiting for new records until Ctrl-C"
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        choices=("json", "text"),
+        default="json",
+        help="json: one JSON object per line; text: a readable view",
+    )
     parser.set_defaults(handler=_cmd_tail)
 
 
@@ -166,8 +199,9 @@ def _register_dead_letters(commands: _Commands) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = formatted(actions.add_parser("list", help="one line per dead letter"))
     _config_option(listing)
-    listing.add_argument("--last", "-n", type=int, default=None, metavar="N",
-                         help="only the last N per partition")
+    listing.add_argument(
+        "--last", "-n", type=int, default=None, metavar="N", help="only the last N per partition"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON document")
     listing.set_defaults(handler=_cmd_dl_list)
     show = formatted(actions.add_parser("show", help="headers and body of dead letters"))
@@ -175,20 +209,22 @@ def _register_dead_letters(commands: _Commands) -> None:
     show.add_argument("ref", nargs="+", help="PARTITION:OFFSET (from list) or a ce_id")
     show.add_argument("--json", action="store_true", help="JSON lines, as relay tail prints")
     show.set_defaults(handler=_cmd_dl_show)
-    replay = formatted(actions.add_parser(
-        "replay",
-        help="parse the kept bodies again and publish their events as relay serve would",
-        description="Runs intake's decoding and parsing on each kept body with the current "
-        "configuration and publishes the events with serve's record building and producer "
-        "settings. Replaying again writes records with the same ce_id (consumers drop them).",
-    ))
+    replay = formatted(
+        actions.add_parser(
+            "replay",
+            help="parse the kept bodies again and publish their events as relay serve would",
+            description="Runs intake's decoding and parsing on each kept body with the current "
+            "configuration and publishes the events with serve's record building and producer "
+            "settings. Replaying again writes records with the same ce_id (consumers drop them).",
+        )
+    )
     _config_option(replay)
     replay.add_argument("ref", nargs="*", help="PARTITION:OFFSET or ce_id (see list)")
     replay.add_argument("--all", action="store_true", help="every dead letter")
-    replay.add_argument("--dry-run", action="store_true",
-                        help="parse and report, publish nothing")
-    replay.add_argument("--timeout", type=float, default=30.0,
-                        help="seconds to wait for Kafka's acknowledgements")
+    replay.add_argument("--dry-run", action="store_true", help="parse and report, publish nothing")
+    replay.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for Kafka's acknowledgements"
+    )
     replay.set_defaults(handler=_cmd_dl_replay)
 
 
@@ -200,8 +236,10 @@ def _cmd_dl_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     for row in rows:
         cut = " truncated" if row["truncated"] else ""
-        print(f"{row['ref']:<10} {row['received_at']} {row['status']} {row['reason']:<20} "
-              f"{row['original_size']} bytes{cut}  ce_id={row['ce_id']}")
+        print(
+            f"{row['ref']:<10} {row['received_at']} {row['status']} {row['reason']:<20} "
+            f"{row['original_size']} bytes{cut}  ce_id={row['ce_id']}"
+        )
     print(f"{len(rows)} dead letter(s)", file=sys.stderr)
     return EXIT_OK
 
@@ -257,6 +295,5 @@ def _cmd_dl_replay(args: argparse.Namespace) -> int:
     for item in replayed:
         topics = sorted({r.topic for r in item.records})
         print(f"{item.ref}: {verb} {len(item.records)} event(s) to {', '.join(topics)}")
-    print(f"{len(replayed)} replayed, {refused} refused; {len(records)} record(s)",
-          file=sys.stderr)
+    print(f"{len(replayed)} replayed, {refused} refused; {len(records)} record(s)", file=sys.stderr)
     return EXIT_FAILURE if refused else EXIT_OK

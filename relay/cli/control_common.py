@@ -65,7 +65,9 @@ def webhook_oid(webhook: Webhook) -> int:
 def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     formatted(parser)
     parser.add_argument(
-        "--config", "-c", default=None,
+        "--config",
+        "-c",
+        default=None,
         help="desired-state file (default: $RELAY_WEBHOOKS_CONFIG or config/webhooks.toml)",
     )
     return parser

@@ -85,8 +85,13 @@ def _wait(args: argparse.Namespace, client: UltraCartClient, oid: int, watcher: 
         return None if webhook is None else int(webhook.get("pending", 0))
 
     result = wait_for_reflow(
-        watcher, pending, say=say, timeout=args.timeout, idle=args.idle,
-        status_every=args.status_every, expect=args.expect,
+        watcher,
+        pending,
+        say=say,
+        timeout=args.timeout,
+        idle=args.idle,
+        status_every=args.status_every,
+        expect=args.expect,
     )
     print(
         f"{result.records} record(s) reached {watcher.topic} "
@@ -99,18 +104,38 @@ def _wait(args: argparse.Namespace, client: UltraCartClient, oid: int, watcher: 
 def add_reflow_command(add: Callable[[str, Handler, str], argparse.ArgumentParser]) -> None:
     reflow = add("reflow", cmd_reflow, "ask UltraCart to re-send every item or order")
     reflow.add_argument("event", help="item_update or order_create")
-    reflow.add_argument("--wait", action="store_true",
-                        help="count the reflowed records as they reach Kafka")
-    reflow.add_argument("--relay-config", default=None,
-                        help="relay.toml, for the topic and brokers (default: $RELAY_CONFIG)")
-    reflow.add_argument("--bootstrap", default=None,
-                        help="Kafka bootstrap servers (default: relay's kafka.bootstrap_servers)")
+    reflow.add_argument(
+        "--wait", action="store_true", help="count the reflowed records as they reach Kafka"
+    )
+    reflow.add_argument(
+        "--relay-config",
+        default=None,
+        help="relay.toml, for the topic and brokers (default: $RELAY_CONFIG)",
+    )
+    reflow.add_argument(
+        "--bootstrap",
+        default=None,
+        help="Kafka bootstrap servers (default: relay's kafka.bootstrap_servers)",
+    )
     reflow.add_argument("--topic", default=None, help="topic to watch (default: relay's route)")
-    reflow.add_argument("--timeout", type=float, default=900.0,
-                        help="seconds to wait with --wait before giving up (exit 1)")
-    reflow.add_argument("--idle", type=float, default=3.0,
-                        help="seconds without new records, once UltraCart is done, to finish")
-    reflow.add_argument("--status-every", type=float, default=10.0,
-                        help="seconds between UltraCart status calls (each costs one API call)")
-    reflow.add_argument("--expect", type=int, default=None,
-                        help="finish as soon as this many records arrived")
+    reflow.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait with --wait before giving up (exit 1)",
+    )
+    reflow.add_argument(
+        "--idle",
+        type=float,
+        default=3.0,
+        help="seconds without new records, once UltraCart is done, to finish",
+    )
+    reflow.add_argument(
+        "--status-every",
+        type=float,
+        default=10.0,
+        help="seconds between UltraCart status calls (each costs one API call)",
+    )
+    reflow.add_argument(
+        "--expect", type=int, default=None, help="finish as soon as this many records arrived"
+    )

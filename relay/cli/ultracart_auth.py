@@ -54,24 +54,38 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``auth`` to relay's command line."""
-    auth = formatted(commands.add_parser(
-        "auth", help="UltraCart OAuth login", description="UltraCart OAuth tokens."
-    ))
+    auth = formatted(
+        commands.add_parser(
+            "auth", help="UltraCart OAuth login", description="UltraCart OAuth tokens."
+        )
+    )
     auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
-    login_parser = with_config(auth_sub.add_parser(
-        "login", help="authorization-code login", description="authorization-code login"
-    ))
-    login_parser.add_argument("--port", type=int, default=None,
-                              help="local redirect port (default [ultracart.oauth] redirect_port)")
-    login_parser.add_argument("--timeout", type=float, default=300.0,
-                              help="seconds to wait for the browser's redirect")
+    login_parser = with_config(
+        auth_sub.add_parser(
+            "login", help="authorization-code login", description="authorization-code login"
+        )
+    )
+    login_parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="local redirect port (default [ultracart.oauth] redirect_port)",
+    )
+    login_parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the browser's redirect"
+    )
     login_parser.set_defaults(handler=guarded(cmd_login))
-    auth_status = with_config(auth_sub.add_parser(
-        "status", help="is a token stored and valid (exit 1 when not)",
-        description="is a token stored and valid (exit 1 when not)",
-    ))
+    auth_status = with_config(
+        auth_sub.add_parser(
+            "status",
+            help="is a token stored and valid (exit 1 when not)",
+            description="is a token stored and valid (exit 1 when not)",
+        )
+    )
     auth_status.set_defaults(handler=guarded(cmd_auth_status))
-    logout = with_config(auth_sub.add_parser(
-        "logout", help="delete the stored token", description="delete the stored token"
-    ))
+    logout = with_config(
+        auth_sub.add_parser(
+            "logout", help="delete the stored token", description="delete the stored token"
+        )
+    )
     logout.set_defaults(handler=guarded(cmd_logout))

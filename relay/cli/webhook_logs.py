@@ -64,8 +64,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
             f"{summary.get('request_id', '')}"
         )
     shown = len(chosen)
-    print(f"{shown} deliver{'y' if shown == 1 else 'ies'}"
-          + (" (failed only)" if args.failed else ""))
+    print(
+        f"{shown} deliver{'y' if shown == 1 else 'ies'}" + (" (failed only)" if args.failed else "")
+    )
     return 0
 
 
@@ -125,6 +126,10 @@ def add_log_commands(add: Callable[[str, Handler, str], argparse.ArgumentParser]
     with_json(logs, "UltraCart's delivery summaries")
     log = add("log", cmd_log, "one delivery: status, headers and bodies")
     log.add_argument("request_id", help="a request id from `relay webhooks logs`")
-    log.add_argument("--body-chars", type=int, default=4000,
-                     help="show at most this many characters of each body (not with --json)")
+    log.add_argument(
+        "--body-chars",
+        type=int,
+        default=4000,
+        help="show at most this many characters of each body (not with --json)",
+    )
     with_json(log, "the delivery in full (secret headers masked)")

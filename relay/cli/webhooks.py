@@ -37,7 +37,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'OID':>8}  {'EVENTS':>6}  {'PENDING':>7}  {'STATE':8}  URL")
     for webhook in webhooks:
         events = sum(
-            1 for c in webhook.get("event_categories", []) for e in c.get("events", [])
+            1
+            for c in webhook.get("event_categories", [])
+            for e in c.get("events", [])
             if e.get("subscribed", True)
         )
         state = "disabled" if webhook.get("disabled") else "active"
@@ -67,11 +69,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     outcome = applying.apply(api_client(config), config.webhook, state, prune=args.prune)
     verb = "Created" if outcome.plan.action == "create" else "Updated"
     if args.json:
-        print_json({
-            "plan": outcome.plan.to_json(),
-            "result": verb.lower() if outcome.webhook is not None else "unchanged",
-            "webhook_oid": webhook_oid(outcome.webhook) if outcome.webhook is not None else None,
-        })
+        print_json(
+            {
+                "plan": outcome.plan.to_json(),
+                "result": verb.lower() if outcome.webhook is not None else "unchanged",
+                "webhook_oid": webhook_oid(outcome.webhook)
+                if outcome.webhook is not None
+                else None,
+            }
+        )
         return EXIT_OK
     print(outcome.plan.render())
     if outcome.webhook is not None:
@@ -134,10 +140,13 @@ _PRUNE_HELP = "also unsubscribe events an adopted webhook has but the config lac
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``webhooks`` to relay's command line."""
-    webhooks = formatted(commands.add_parser(
-        "webhooks", help="manage UltraCart webhook subscriptions (plan/apply, logs, reflow)",
-        description="Manage relay's UltraCart webhook from config/webhooks.toml.",
-    ))
+    webhooks = formatted(
+        commands.add_parser(
+            "webhooks",
+            help="manage UltraCart webhook subscriptions (plan/apply, logs, reflow)",
+            description="Manage relay's UltraCart webhook from config/webhooks.toml.",
+        )
+    )
     sub = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
 
     def add(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
@@ -150,7 +159,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     plan = add("plan", cmd_plan, "show what apply would change")
     plan.add_argument("--prune", action="store_true", help=_PRUNE_HELP)
     plan.add_argument(
-        "--detailed-exitcode", action="store_true",
+        "--detailed-exitcode",
+        action="store_true",
         help="exit 2 when apply would change something, 0 when in sync (as terraform plan)",
     )
     with_json(plan, "the plan (action, changes, kept events)")
@@ -159,10 +169,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     with_json(apply, "the plan applied and the webhook's oid")
     delete = add("delete", cmd_delete, "delete the configured webhook (only if relay made it)")
     delete.add_argument("--force", action="store_true", help="delete even if relay adopted it")
-    status = add("status", cmd_status,
-                 "UltraCart's view: pending, consecutive_failures, next_retry_after, disabled")
+    status = add(
+        "status",
+        cmd_status,
+        "UltraCart's view: pending, consecutive_failures, next_retry_after, disabled",
+    )
     with_json(status, "the status")
     add_log_commands(add)
     add_reflow_command(add)
-    add("rotate-credentials", cmd_rotate,
-        "new Basic pair for UltraCart, with relay accepting old and new during the switch")
+    add(
+        "rotate-credentials",
+        cmd_rotate,
+        "new Basic pair for UltraCart, with relay accepting old and new during the switch",
+    )

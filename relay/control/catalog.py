@@ -13,11 +13,33 @@ from typing import Final
 from relay.events.catalog import CATEGORY_BY_EVENT, REFLOW_EVENTS
 
 ORDER_EXPANSIONS: Final = (
-    "affiliate", "affiliate.ledger", "auto_order", "billing", "channel_partner", "checkout",
-    "coupon", "customer_profile", "digital_order", "edi", "fraud_score", "gift",
-    "gift_certificate", "internal", "item", "linked_shipment", "marketing", "payment",
-    "payment.transaction", "point_of_sale", "quote", "salesforce", "shipping",
-    "shipping.tracking_number_details", "summary", "taxes", "utms",
+    "affiliate",
+    "affiliate.ledger",
+    "auto_order",
+    "billing",
+    "channel_partner",
+    "checkout",
+    "coupon",
+    "customer_profile",
+    "digital_order",
+    "edi",
+    "fraud_score",
+    "gift",
+    "gift_certificate",
+    "internal",
+    "item",
+    "linked_shipment",
+    "marketing",
+    "payment",
+    "payment.transaction",
+    "point_of_sale",
+    "quote",
+    "salesforce",
+    "shipping",
+    "shipping.tracking_number_details",
+    "summary",
+    "taxes",
+    "utms",
 )
 
 # Only the order expansions are documented; the other categories get none here and the

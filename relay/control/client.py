@@ -103,8 +103,11 @@ class UltraCartClient:
     def insert_webhook(self, webhook: Webhook, *, placeholders: bool = False) -> Webhook:
         """insertWebhook."""
         data = self._call(
-            "insertWebhook", "POST", "/webhook/webhooks",
-            query=_placeholders(placeholders), body=dict(webhook),
+            "insertWebhook",
+            "POST",
+            "/webhook/webhooks",
+            query=_placeholders(placeholders),
+            body=dict(webhook),
         )
         return cast(Webhook, data["webhook"])
 
@@ -113,8 +116,11 @@ class UltraCartClient:
     ) -> Webhook:
         """updateWebhook."""
         data = self._call(
-            "updateWebhook", "PUT", f"/webhook/webhooks/{webhook_oid}",
-            query=_placeholders(placeholders), body=dict(webhook),
+            "updateWebhook",
+            "PUT",
+            f"/webhook/webhooks/{webhook_oid}",
+            query=_placeholders(placeholders),
+            body=dict(webhook),
         )
         return cast(Webhook, data["webhook"])
 

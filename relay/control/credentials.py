@@ -57,9 +57,7 @@ class OAuthBearer:
         if self._tokens is None:
             self._tokens = self._store.load()
         if self._tokens is None:
-            raise OAuthError(
-                f"no OAuth token in {self._store.path}; run `relay auth login` first"
-            )
+            raise OAuthError(f"no OAuth token in {self._store.path}; run `relay auth login` first")
         return self._tokens
 
     def _refresh(self, tokens: TokenSet) -> TokenSet:

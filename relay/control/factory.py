@@ -49,9 +49,7 @@ def build_client(
         credentials_for(api, transport),
         transport=transport,
         timeout=api.timeout_seconds,
-        retry=RetryPolicy(
-            max_attempts=api.max_attempts, base_delay=api.retry_base_delay_seconds
-        ),
+        retry=RetryPolicy(max_attempts=api.max_attempts, base_delay=api.retry_base_delay_seconds),
         page_size=api.page_size,
         on_wait=on_wait,
         sleep=sleep or time.sleep,

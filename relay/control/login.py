@@ -25,9 +25,9 @@ class _Callback:
     error: str | None = None
 
 
-def _handler(expected_state: str, result: _Callback, done: threading.Event) -> type[
-    http.server.BaseHTTPRequestHandler
-]:
+def _handler(
+    expected_state: str, result: _Callback, done: threading.Event
+) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)
@@ -43,8 +43,10 @@ def _handler(expected_state: str, result: _Callback, done: threading.Event) -> t
                 result.error = "the redirect carried no code"
             else:
                 result.code = params["code"]
-            text = "relay: login failed, see the terminal." if result.error else (
-                "relay: logged in to UltraCart. You can close this window."
+            text = (
+                "relay: login failed, see the terminal."
+                if result.error
+                else ("relay: logged in to UltraCart. You can close this window.")
             )
             body = text.encode()
             self.send_response(400 if result.error else 200)

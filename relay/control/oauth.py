@@ -119,9 +119,7 @@ class OAuthApp:
 class TokenEndpoint:
     """POST /oauth/token for code exchange and refresh."""
 
-    def __init__(
-        self, base_url: str, app: OAuthApp, transport: Transport, timeout: float
-    ) -> None:
+    def __init__(self, base_url: str, app: OAuthApp, transport: Transport, timeout: float) -> None:
         self.url = base_url.rstrip("/") + "/oauth/token"
         self.authorize_url = base_url.rstrip("/") + "/oauth/authorize"
         self.app = app

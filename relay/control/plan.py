@@ -135,18 +135,14 @@ def create_body(desired: DesiredWebhook) -> Webhook:
     categories: dict[str, WebhookEventCategory] = {}
     for event in desired.events:
         name = category_of(event.name) or "unknown"
-        category = categories.setdefault(
-            name, WebhookEventCategory(event_category=name, events=[])
-        )
+        category = categories.setdefault(name, WebhookEventCategory(event_category=name, events=[]))
         category.setdefault("events", []).append(_subscription(event))
     body["event_categories"] = list(categories.values())
     return body
 
 
 def plan_create(desired: DesiredWebhook) -> Plan:
-    changes = [
-        Change("subscribe", event.name, after=_describe(event)) for event in desired.events
-    ]
+    changes = [Change("subscribe", event.name, after=_describe(event)) for event in desired.events]
     return Plan("create", desired.url, changes=tuple(changes), body=create_body(desired))
 
 
@@ -219,15 +215,19 @@ def _converge(
         if have != want.expansion:
             changes.append(
                 Change(
-                    "modify", f"{want.name} expansion",
-                    ",".join(have) or "none", want.expansion_csv or "none",
+                    "modify",
+                    f"{want.name} expansion",
+                    ",".join(have) or "none",
+                    want.expansion_csv or "none",
                 )
             )
         if (event.get("event_ruler") or None) != want.event_ruler:
             changes.append(
                 Change(
-                    "modify", f"{want.name} event_ruler",
-                    _show(event.get("event_ruler")), _show(want.event_ruler),
+                    "modify",
+                    f"{want.name} event_ruler",
+                    _show(event.get("event_ruler")),
+                    _show(want.event_ruler),
                 )
             )
     event["subscribed"] = True

@@ -129,8 +129,7 @@ def rotate_credentials(
         say("UltraCart update failed; removed the new pair again, the old one stays in use")
         raise
     write_private(desired.basic.file, _pair_text(fresh) + "\n")
-    say(f"3/4 UltraCart webhook {oid} now sends {fresh.username}; "
-        f"saved to {desired.basic.file}")
+    say(f"3/4 UltraCart webhook {oid} now sends {fresh.username}; saved to {desired.basic.file}")
 
     drain = config.control.drain_seconds
     say(f"4/4 waiting {drain:g} s for deliveries sent with the old pair, then dropping it")

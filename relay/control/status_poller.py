@@ -38,23 +38,27 @@ class WebhookStatusGauges:
         self.pending = Gauge(
             "relay_ultracart_webhook_pending",
             "Events UltraCart has queued for relay's webhook (as UltraCart reports it).",
-            ["webhook_oid"], registry=registry,
+            ["webhook_oid"],
+            registry=registry,
         )
         self.consecutive_failures = Gauge(
             "relay_ultracart_webhook_consecutive_failures",
             "Deliveries to relay that failed in a row, as UltraCart reports it.",
-            ["webhook_oid"], registry=registry,
+            ["webhook_oid"],
+            registry=registry,
         )
         self.disabled = Gauge(
             "relay_ultracart_webhook_disabled",
             "1 if UltraCart has disabled relay's webhook, else 0.",
-            ["webhook_oid"], registry=registry,
+            ["webhook_oid"],
+            registry=registry,
         )
         self.poll_errors = Counter(
             "relay_ultracart_status_poll_errors",
             "Status polls that failed, by reason (rate_limited, auth, unreachable, "
             "not_found, error).",
-            ["reason"], registry=registry,
+            ["reason"],
+            registry=registry,
         )
         self.last_poll = Gauge(
             "relay_ultracart_status_last_success_timestamp_seconds",
@@ -82,7 +86,8 @@ class StatusPoller:
         if interval < _BUDGET_WARNING_SECONDS:
             logger.warning(
                 "UltraCart status poll every %.0f s uses over a quarter of the 1,000 calls/hour "
-                "budget shared with `relay webhooks`", interval,
+                "budget shared with `relay webhooks`",
+                interval,
             )
 
     def _find(self) -> Webhook | None:
@@ -121,7 +126,8 @@ class StatusPoller:
             logger.error(
                 "UltraCart has disabled webhook %s (%d consecutive failures): no events reach "
                 "relay until it is re-enabled; fix the cause, then run `relay webhooks apply`",
-                oid, webhook.get("consecutive_failures", 0),
+                oid,
+                webhook.get("consecutive_failures", 0),
             )
         elif self._was_disabled and not disabled:
             logger.info("UltraCart webhook %s is enabled again", oid)

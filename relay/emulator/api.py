@@ -173,12 +173,14 @@ def routes(state: EmulatorState) -> list[Route]:
             except ValueError:
                 raise ApiError(400, "_since must be an ISO 8601 date-time") from None
             logs = [
-                log for log in logs
-                if datetime.fromisoformat(str(log.get("delivery_dts"))) >= since
+                log for log in logs if datetime.fromisoformat(str(log.get("delivery_dts"))) >= since
             ]
         summaries = [
-            {"request_id": log.get("request_id"), "delivery_dts": log.get("delivery_dts"),
-             "success": log.get("success")}
+            {
+                "request_id": log.get("request_id"),
+                "delivery_dts": log.get("delivery_dts"),
+                "success": log.get("success"),
+            }
             for log in logs
         ]
         chunk, result_set = page(summaries, offset, limit)
@@ -196,14 +198,11 @@ def routes(state: EmulatorState) -> list[Route]:
         webhook = _find(state, request)
         event_name = request.path_params["event_name"]
         if not supports_reflow(event_name):
-            raise ApiError(400, f"Event {event_name} does not support reflow",
-                           object_id=event_name)
+            raise ApiError(400, f"Event {event_name} does not support reflow", object_id=event_name)
         if event_name not in webhook.subscriptions:
-            raise ApiError(400, f"Webhook is not subscribed to {event_name}",
-                           object_id=event_name)
+            raise ApiError(400, f"Webhook is not subscribed to {event_name}", object_id=event_name)
         queued = state.enqueue_for(webhook, event_name, state.objects_for(event_name))
-        return ok("reflow", {"event_name": event_name, "queued": queued > 0},
-                  request_id_value=rid)
+        return ok("reflow", {"event_name": event_name, "queued": queued > 0}, request_id_value=rid)
 
     base = "/rest/v2/webhook/webhooks"
     one = base + "/{webhook_oid:int}"

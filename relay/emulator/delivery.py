@@ -96,8 +96,10 @@ class Deliverer:
         headers = {"Content-Type": "application/json", "User-Agent": "UltraCart-Emulator/relay"}
         logged_headers = dict(headers)
         if webhook.settings.get("authentication_type") == "basic":
-            pair = f"{webhook.settings.get('basic_username', '')}:" \
-                   f"{webhook.settings.get('basic_password', '')}"
+            pair = (
+                f"{webhook.settings.get('basic_username', '')}:"
+                f"{webhook.settings.get('basic_password', '')}"
+            )
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
             # The delivery log is readable through the API: keep the credential out of it.
             logged_headers["Authorization"] = "Basic ********"
@@ -116,20 +118,23 @@ class Deliverer:
         duration_ms = int((time.monotonic() - started) * 1000)
         success = 200 <= response.status < 300
         webhook.statuses[response.status] += 1
-        self._log(webhook, WebhookLog(
-            delivery_dts=delivered_at,
-            duration=duration_ms,
-            queue_delay=int((time.time() - batch[0].enqueued_at) * 1000),
-            request=body.decode("utf-8", "replace")[:_BODY_LIMIT],
-            request_headers=_headers(logged_headers),
-            request_id=request_id(),
-            response=response.body.decode("utf-8", "replace")[:_BODY_LIMIT],
-            response_headers=_headers(response.headers),
-            status_code=response.status,
-            success=success,
-            uri=url,
-            webhook_oid=webhook.webhook_oid,
-        ))
+        self._log(
+            webhook,
+            WebhookLog(
+                delivery_dts=delivered_at,
+                duration=duration_ms,
+                queue_delay=int((time.time() - batch[0].enqueued_at) * 1000),
+                request=body.decode("utf-8", "replace")[:_BODY_LIMIT],
+                request_headers=_headers(logged_headers),
+                request_id=request_id(),
+                response=response.body.decode("utf-8", "replace")[:_BODY_LIMIT],
+                response_headers=_headers(response.headers),
+                status_code=response.status,
+                success=success,
+                uri=url,
+                webhook_oid=webhook.webhook_oid,
+            ),
+        )
         if webhook.webhook_oid not in self._state.webhooks:
             return success  # deleted while the delivery was in flight
         if success:
@@ -152,13 +157,17 @@ class Deliverer:
         webhook.next_retry_at = time.time() + delay
         logger.info(
             "delivery to webhook %s failed (HTTP %s), %d in a row; retry in %.1f s",
-            webhook.webhook_oid, status or "none", webhook.consecutive_failures, delay,
+            webhook.webhook_oid,
+            status or "none",
+            webhook.consecutive_failures,
+            delay,
         )
         if webhook.consecutive_failures >= options.disable_after_failures:
             webhook.disabled = True
             logger.warning(
                 "webhook %s disabled after %d consecutive failures",
-                webhook.webhook_oid, webhook.consecutive_failures,
+                webhook.webhook_oid,
+                webhook.consecutive_failures,
             )
 
     @staticmethod

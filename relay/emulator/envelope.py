@@ -42,8 +42,14 @@ def no_content(request_id_value: str) -> Response:
     return Response(status_code=204, headers={"X-UltraCart-Request-Id": request_id_value})
 
 
-def error(status: int, message: str, request_id_value: str, *, merchant_id: str | None = None,
-          object_id: str | None = None) -> JSONResponse:
+def error(
+    status: int,
+    message: str,
+    request_id_value: str,
+    *,
+    merchant_id: str | None = None,
+    object_id: str | None = None,
+) -> JSONResponse:
     detail: dict[str, Any] = {
         "developer_message": message,
         "user_message": message,

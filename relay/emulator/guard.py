@@ -39,8 +39,9 @@ def guarded(state: EmulatorState, handler: Handler) -> Callable[[Request], Await
         if state.faults:
             status = state.faults.popleft()
             state.rejected[status] += 1
-            return error(status, _fault_message(state, status), rid,
-                         merchant_id=state.options.merchant_id)
+            return error(
+                status, _fault_message(state, status), rid, merchant_id=state.options.merchant_id
+            )
         if request.headers.get("x-ultracart-api-version") != API_VERSION:
             state.rejected[400] += 1
             return error(400, f"X-UltraCart-Api-Version header must be {API_VERSION}", rid)
@@ -49,12 +50,17 @@ def guarded(state: EmulatorState, handler: Handler) -> Callable[[Request], Await
             return error(401, "Invalid credentials supplied", rid)
         if state.in_flight > 0:
             state.rejected[429] += 1
-            return error(429, "Concurrent requests are not allowed.", rid,
-                         merchant_id=state.options.merchant_id)
+            return error(
+                429,
+                "Concurrent requests are not allowed.",
+                rid,
+                merchant_id=state.options.merchant_id,
+            )
         if not state.bucket.admit():
             state.rejected[429] += 1
-            return error(429, _fault_message(state, 429), rid,
-                         merchant_id=state.options.merchant_id)
+            return error(
+                429, _fault_message(state, 429), rid, merchant_id=state.options.merchant_id
+            )
         state.in_flight += 1
         try:
             if state.options.api_latency_seconds:

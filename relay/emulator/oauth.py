@@ -30,8 +30,10 @@ def routes(state: EmulatorState) -> list[Route]:
         redirect_uri = query.get("redirect_uri", "")
         if query.get("response_type") != "code" or not query.get("state") or not redirect_uri:
             return JSONResponse(
-                {"error": "invalid_request",
-                 "error_description": "response_type=code, state and redirect_uri are required"},
+                {
+                    "error": "invalid_request",
+                    "error_description": "response_type=code, state and redirect_uri are required",
+                },
                 status_code=400,
             )
         separator = "&" if "?" in redirect_uri else "?"

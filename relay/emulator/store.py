@@ -25,8 +25,16 @@ from relay.events.catalog import EVENTS_BY_CATEGORY
 
 # Settings a client may write; everything else on a Webhook is UltraCart's own.
 WRITABLE = (
-    "webhook_url", "api_version", "authentication_type", "basic_username", "basic_password",
-    "compress_events", "maximum_events", "maximum_size", "iam_access_key", "iam_secret_key",
+    "webhook_url",
+    "api_version",
+    "authentication_type",
+    "basic_username",
+    "basic_password",
+    "compress_events",
+    "maximum_events",
+    "maximum_size",
+    "iam_access_key",
+    "iam_secret_key",
 )
 
 

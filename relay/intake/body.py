@@ -24,9 +24,7 @@ def check_media_type(content_type: str, intake: IntakeSettings) -> None:
     )
 
 
-async def read_body(
-    request: Request, limit: int, timeout: float, deadlines: Deadlines
-) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float, deadlines: Deadlines) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         # Refuse before reading: no point receiving megabytes we will not keep.

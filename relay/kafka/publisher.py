@@ -50,9 +50,15 @@ class _Batch:
     """
 
     __slots__ = (
-        "_completed", "_loop", "_loop_thread", "_on_complete", "acked", "errors", "expected",
+        "_completed",
+        "_loop",
+        "_loop_thread",
+        "_on_complete",
+        "acked",
+        "errors",
+        "expected",
         "waiter",
-    )  # fmt: skip
+    )
 
     def __init__(
         self,

@@ -77,8 +77,9 @@ class TopicStatus:
             report = await asyncio.to_thread(self._check, self._settings, self._timeout)
         except KafkaUnreachable as exc:
             self.error = str(exc)
-            logger.warning("topic check: Kafka not reachable; will retry",
-                           extra={"error": self.error})
+            logger.warning(
+                "topic check: Kafka not reachable; will retry", extra={"error": self.error}
+            )
             return self._unreachable_retry
         except Exception as exc:  # a bug or an odd broker must not end serve
             self.error = f"{type(exc).__name__}: {exc}"
@@ -93,8 +94,11 @@ class TopicStatus:
         self.error = None
         self._gauge.set(len(report.blocking_missing))
         if report.ok:
-            logger.info("topic check: %s", report.summary(),
-                        extra={"missing": list(report.missing), "auto_create": report.auto_create})
+            logger.info(
+                "topic check: %s",
+                report.summary(),
+                extra={"missing": list(report.missing), "auto_create": report.auto_create},
+            )
             return
         for problem in report.problems():
             logger.error("topic check: %s", problem)

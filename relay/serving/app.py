@@ -112,7 +112,11 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
         spool = sink = build_spooling_sink(settings, sink, metrics, max_record_bytes=limit)
     topics = TopicStatus(settings, metrics.topics_missing) if publisher is not None else None
     return Runtime(
-        settings=settings, metrics=metrics, sink=sink, publisher=publisher, spool=spool,
+        settings=settings,
+        metrics=metrics,
+        sink=sink,
+        publisher=publisher,
+        spool=spool,
         topics=topics,
     )
 

@@ -51,9 +51,7 @@ class FleetMetrics:
         Info("relay_build", "relay version.", registry=self.registry).info({"version": __version__})
 
 
-def fleet_admin_app(
-    metrics: FleetMetrics, readiness: Readiness
-) -> Starlette:
+def fleet_admin_app(metrics: FleetMetrics, readiness: Readiness) -> Starlette:
     """``/metrics``, ``/healthz`` and ``/readyz`` for relay as a whole.
 
     ``readiness`` returns whether every worker is ready (and no shutdown has begun), with

@@ -37,7 +37,6 @@ from relay.metrics import HEADER_TIMEOUT, HEADERS_TOO_LARGE
 logger = logging.getLogger(__name__)
 
 
-
 def _response(status: int, reason: str, code: str, message: str) -> bytes:
     body = orjson.dumps({"error": code, "message": message})
     head = (

@@ -44,9 +44,7 @@ def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> list[
     """Every problem found (empty: serve will start); ``env`` is where RELAY_* came from."""
     env = os.environ if env is None else env
     problems = [*_credentials(settings), *_librdkafka(settings), *_tls(settings)]
-    return [
-        Problem(p.setting, p.message, p.env or env_var_for(p.setting, env)) for p in problems
-    ]
+    return [Problem(p.setting, p.message, p.env or env_var_for(p.setting, env)) for p in problems]
 
 
 def env_var_for(setting: str, env: Mapping[str, str]) -> str | None:
@@ -151,7 +149,11 @@ def _tls(settings: Settings) -> list[Problem]:
         pair = "server.tls_cert_file and server.tls_key_file "
         if text.startswith(pair):
             # Both files read, but they are not one pair: the key is what does not fit.
-            return [Problem("server.tls_key_file", "does not match server.tls_cert_file: "
-                            + text[len(pair):])]
+            return [
+                Problem(
+                    "server.tls_key_file",
+                    "does not match server.tls_cert_file: " + text[len(pair) :],
+                )
+            ]
         return [Problem("server.tls_cert_file", text)]
     return []

@@ -33,9 +33,7 @@ class WorkerProcessCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         pids = dict(self._pids())
-        self._readers = {
-            pid: self._readers.get(pid) or _reader(pid) for pid in pids.values()
-        }
+        self._readers = {pid: self._readers.get(pid) or _reader(pid) for pid in pids.values()}
         merged: dict[str, Metric] = {}
         for worker, pid in pids.items():
             # A process that exits between the two lines yields no families (OSError inside).
@@ -47,7 +45,9 @@ class WorkerProcessCollector(Collector):
                     )
                 for sample in family.samples:
                     target.add_sample(
-                        sample.name, {**sample.labels, "worker": worker}, sample.value,
+                        sample.name,
+                        {**sample.labels, "worker": worker},
+                        sample.value,
                         sample.timestamp,
                     )
         return list(merged.values())

@@ -277,9 +277,7 @@ class Settings(Table, frozen=True):
         return cls._build(raw, env, str(chosen) if chosen else None)
 
     @classmethod
-    def from_mapping(
-        cls, raw: Mapping[str, Any], env: Mapping[str, str] | None = None
-    ) -> Settings:
+    def from_mapping(cls, raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
         """Settings from an already-parsed document; no ``RELAY_`` overrides are applied, and
         the poller's secrets are read from ``env`` (default: the process environment)."""
         secrets_env = os.environ if env is None else env

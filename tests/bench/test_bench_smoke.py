@@ -27,8 +27,16 @@ def smoke_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("bench")
     result = subprocess.run(
         [
-            sys.executable, "-m", "bench", "--smoke", "--bootstrap", kafka_bootstrap,
-            "--workers", str(WORKERS), "--out", str(out),
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--workers",
+            str(WORKERS),
+            "--out",
+            str(out),
         ],
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
@@ -36,7 +44,7 @@ def smoke_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
         text=True,
         timeout=300,
         check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     assert (out / "smoke.md").read_text().startswith("# relay benchmark (smoke)")
     report: dict[str, Any] = orjson.loads((out / "smoke.json").read_bytes())

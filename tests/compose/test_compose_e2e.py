@@ -106,10 +106,21 @@ def test_image_runs_relay_from_the_installed_package(stack: Compose) -> None:
         # From / in isolated mode: only the installed package can answer.
         code = "import relay, relay.cli; print(relay.__version__, relay.__file__)"
         found = run(
-            ["docker", "run", "--rm", "--workdir", "/", "--entrypoint", "python", RELAY_IMAGE,
-             "-I", "-c", code],
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--workdir",
+                "/",
+                "--entrypoint",
+                "python",
+                RELAY_IMAGE,
+                "-I",
+                "-c",
+                code,
+            ],
             timeout=60,
-        ).stdout.split()  # fmt: skip
+        ).stdout.split()
         assert found[1].startswith("/opt/relay/lib/python3.11/site-packages/relay/")
 
 
@@ -182,19 +193,35 @@ def test_demo_deliveries_reach_kafka_with_key_and_ce_headers(stack: Compose) -> 
         assert set(hook["statuses"]) == {"200"}, hook["statuses"]
         expected = delivered(stats)
         consumer = run(
-            ["docker", "run", "--rm", "--network", f"{stack.project}_default", "--read-only",
-             "--volume", f"{REPO_ROOT / 'tests/compose/consume_events.py'}:/consume.py:ro",
-             "--entrypoint", "python", RELAY_IMAGE,
-             "-I", "/consume.py", "kafka:29092", str(expected), "90"],
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                f"{stack.project}_default",
+                "--read-only",
+                "--volume",
+                f"{REPO_ROOT / 'tests/compose/consume_events.py'}:/consume.py:ro",
+                "--entrypoint",
+                "python",
+                RELAY_IMAGE,
+                "-I",
+                "/consume.py",
+                "kafka:29092",
+                str(expected),
+                "90",
+            ],
             timeout=150,
-        )  # fmt: skip
+        )
         summary = json.loads(consumer.stdout.strip().splitlines()[-1])
         NOTES.append(f"emulator delivered {expected} events; Kafka holds {summary}")
         assert summary["count"] == expected, (summary, stats)
         assert summary["without_key"] == 0
         assert set(summary["topics"]) <= {
-            "ultracart.order_create", "ultracart.order_update", "ultracart.item_update"
-        }, summary["topics"]  # fmt: skip
+            "ultracart.order_create",
+            "ultracart.order_update",
+            "ultracart.item_update",
+        }, summary["topics"]
         for names in summary["ce_header_sets"]:
             assert {"ce_id", "ce_source", "ce_specversion", "ce_type", "ce_time"} <= set(
                 names.split(",")

@@ -21,7 +21,8 @@ RunCli = Callable[..., CliResult]
 
 def make_client(emulator: Emulator, key: str = SIMPLE_KEY, **kwargs: object) -> UltraCartClient:
     options: dict[str, object] = {
-        "retry": RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2), "timeout": 5.0
+        "retry": RetryPolicy(max_attempts=4, base_delay=0.02, max_delay=0.2),
+        "timeout": 5.0,
     }
     options.update(kwargs)
     return UltraCartClient(emulator.base_url, SimpleKey(Secret(key)), **options)  # type: ignore[arg-type]
@@ -35,9 +36,14 @@ def test_every_operation_round_trips_within_the_contract(emulator: Emulator) -> 
     client = make_client(emulator)
     created = client.insert_webhook(
         Webhook(
-            webhook_url="http://127.0.0.1:9/hook", authentication_type="basic",
-            event_categories=[{"event_category": "item",
-                               "events": [{"event_name": "item_update", "subscribed": True}]}],
+            webhook_url="http://127.0.0.1:9/hook",
+            authentication_type="basic",
+            event_categories=[
+                {
+                    "event_category": "item",
+                    "events": [{"event_name": "item_update", "subscribed": True}],
+                }
+            ],
         )
     )
     oid = created["webhook_oid"]
@@ -57,8 +63,14 @@ def test_every_operation_round_trips_within_the_contract(emulator: Emulator) -> 
     assert client.delete_webhook_by_url("https://hooks.example.com/1")["webhook_url"]
     assert client.list_webhooks() == []
     assert set(emulator.operations()) == {
-        "insertWebhook", "updateWebhook", "resendEvent", "getWebhookLogSummaries",
-        "getWebhookLog", "deleteWebhook", "deleteWebhookByUrl", "getWebhooks",
+        "insertWebhook",
+        "updateWebhook",
+        "resendEvent",
+        "getWebhookLogSummaries",
+        "getWebhookLog",
+        "deleteWebhook",
+        "deleteWebhookByUrl",
+        "getWebhooks",
     }
 
 

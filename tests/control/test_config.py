@@ -28,8 +28,11 @@ def test_shipped_example_loads_with_env_overrides(tmp_path: Path) -> None:
     assert config.webhook.url == "https://relay.test/webhooks/ultracart"
     assert config.api.timeout_seconds == 7
     assert config.api.simple_key is not None and config.api.simple_key.reveal() == "key-from-env"
-    assert [e.name for e in config.webhook.events] == ["order_create", "order_update",
-                                                       "item_update"]
+    assert [e.name for e in config.webhook.events] == [
+        "order_create",
+        "order_update",
+        "item_update",
+    ]
     assert config.webhook.events[0].expansion_csv == "billing,coupon,item,payment,shipping,summary"
     assert config.webhook.basic is not None
     assert config.webhook.basic.username == "ultracart"
@@ -41,16 +44,26 @@ def test_shipped_example_loads_with_env_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[webhook]\nurl = "https://x"\n[[webhook.events]]\nname = "item_updated"\n',
-         "unknown event name 'item_updated'"),
-        ('[webhook]\nurl = "https://x"\nmaximum_event = 5\n',
-         "unknown setting webhook.maximum_event"),
+        (
+            '[webhook]\nurl = "https://x"\n[[webhook.events]]\nname = "item_updated"\n',
+            "unknown event name 'item_updated'",
+        ),
+        (
+            '[webhook]\nurl = "https://x"\nmaximum_event = 5\n',
+            "unknown setting webhook.maximum_event",
+        ),
         ('[webhook]\nurl = "ftp://x"\n', "url must be the http(s) URL"),
         ('[webhook]\nurl = "https://x"\n', "at least one [[webhook.events]]"),
-        ('[ultracart]\nauth = "oauth"\n[webhook]\nurl = "https://x"\n'
-         '[[webhook.events]]\nname = "item_update"\n', "client_id is required"),
-        ('[webhook]\nurl = "https://x"\n[webhook.basic]\ncredentials_env = "NOPE"\n'
-         '[[webhook.events]]\nname = "item_update"\n', "set credentials_env"),
+        (
+            '[ultracart]\nauth = "oauth"\n[webhook]\nurl = "https://x"\n'
+            '[[webhook.events]]\nname = "item_update"\n',
+            "client_id is required",
+        ),
+        (
+            '[webhook]\nurl = "https://x"\n[webhook.basic]\ncredentials_env = "NOPE"\n'
+            '[[webhook.events]]\nname = "item_update"\n',
+            "set credentials_env",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:

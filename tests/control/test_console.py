@@ -17,9 +17,20 @@ RELAY = [sys.executable, "-m", "relay"]
 def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
     port = free_port()
     emulator = subprocess.Popen(
-        [*RELAY, "emulator", "--port", str(port), "--simple-key", "console-key", "--items", "3",
-         "--loopback-only"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [
+            *RELAY,
+            "emulator",
+            "--port",
+            str(port),
+            "--simple-key",
+            "console-key",
+            "--items",
+            "3",
+            "--loopback-only",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
 
     def stats() -> bytes:
@@ -44,8 +55,13 @@ def test_emulator_and_webhooks_commands_as_processes(tmp_path: Path) -> None:
 
         def relay(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [*RELAY, "webhooks", *args, "--config", config], env=env, capture_output=True,
-                text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+                [*RELAY, "webhooks", *args, "--config", config],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                stdin=subprocess.DEVNULL,
             )
 
         assert relay("plan", "--detailed-exitcode").returncode == 2

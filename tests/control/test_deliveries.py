@@ -31,8 +31,12 @@ def configure(tmp_path: Path, emulator: Emulator, intake: Intake, extra: str = "
     secret.write_text(PAIR + "\n")
     return str(
         write_config(
-            tmp_path / "webhooks.toml", emulator, url=intake.url, basic_file=secret,
-            extra_webhook=extra, events='[[webhook.events]]\nname = "item_update"\n',
+            tmp_path / "webhooks.toml",
+            emulator,
+            url=intake.url,
+            basic_file=secret,
+            extra_webhook=extra,
+            events='[[webhook.events]]\nname = "item_update"\n',
         )
     )
 
@@ -91,8 +95,12 @@ def test_refused_deliveries_are_retried_then_logged_and_visible_in_status(
     assert run_cli("webhooks", "apply", "--config", config).code == 0
     wait_until(lambda: len(intake.sink.records) == 3)
     wait_until(lambda: webhook.consecutive_failures == 0)
-    assert run_cli("webhooks", "logs", "--failed", "--since", "1h", "--config",
-                   config).out.count("FAILED") >= 3
+    assert (
+        run_cli("webhooks", "logs", "--failed", "--since", "1h", "--config", config).out.count(
+            "FAILED"
+        )
+        >= 3
+    )
 
 
 def test_reflow_resends_every_item(

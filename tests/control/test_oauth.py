@@ -40,8 +40,9 @@ def login(run_cli: RunCli, capsys: pytest.CaptureFixture[str], config: Path) -> 
     """Run `relay auth login` and play the browser: open the printed URL."""
     results: list[CliResult] = []
     thread = threading.Thread(
-        target=lambda: results.append(run_cli("auth", "login", "--config", str(config),
-                                              "--timeout", "10"))
+        target=lambda: results.append(
+            run_cli("auth", "login", "--config", str(config), "--timeout", "10")
+        )
     )
     thread.start()
     printed: list[str] = []

@@ -29,7 +29,10 @@ def test_rotation_keeps_every_delivery_accepted(
     try:
         config = str(
             write_config(
-                tmp_path / "webhooks.toml", emulator, url=intake.url, basic_file=secret,
+                tmp_path / "webhooks.toml",
+                emulator,
+                url=intake.url,
+                basic_file=secret,
                 maximum_events=2,
                 control=(
                     f'relay_credentials_file = "{accepted}"\n'
@@ -47,8 +50,9 @@ def test_rotation_keeps_every_delivery_accepted(
 
         def trickle() -> None:
             while not stop.is_set():
-                emulator.admin("POST", "/_emulator/events", {"event_name": "item_update",
-                                                              "count": 1})
+                emulator.admin(
+                    "POST", "/_emulator/events", {"event_name": "item_update", "count": 1}
+                )
                 sent[0] += 1
                 time.sleep(0.02)
 

@@ -41,8 +41,9 @@ def test_poll_sets_gauges_and_logs_when_ultracart_disables_the_webhook(
     assert sample(registry, "relay_ultracart_webhook_pending", oid) == 0
     assert sample(registry, "relay_ultracart_webhook_disabled", oid) == 0
 
-    emulator.admin("POST", f"/_emulator/webhooks/{oid}/state",
-                   {"disabled": True, "consecutive_failures": 7})
+    emulator.admin(
+        "POST", f"/_emulator/webhooks/{oid}/state", {"disabled": True, "consecutive_failures": 7}
+    )
     with caplog.at_level(logging.ERROR, logger="relay.control.status_poller"):
         poller.poll_once()
         poller.poll_once()  # still disabled: said once, not on every poll
@@ -54,9 +55,12 @@ def test_poll_sets_gauges_and_logs_when_ultracart_disables_the_webhook(
     emulator.admin("POST", "/_emulator/faults", {"statuses": [429]})
     assert poller.poll_once() is None
     assert emulator.exchanges[-1].status == 429  # and no burst of retries after it
-    assert registry.get_sample_value(
-        "relay_ultracart_status_poll_errors_total", {"reason": "rate_limited"}
-    ) == 1
+    assert (
+        registry.get_sample_value(
+            "relay_ultracart_status_poll_errors_total", {"reason": "rate_limited"}
+        )
+        == 1
+    )
 
 
 def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Path) -> None:

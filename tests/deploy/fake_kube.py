@@ -141,8 +141,14 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
         def _status(self, code: int, reason: str, message: str) -> None:
             self._send(
                 code,
-                {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                 "message": message, "reason": reason, "code": code},
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": message,
+                    "reason": reason,
+                    "code": code,
+                },
             )
 
         def do_GET(self) -> None:
@@ -160,8 +166,15 @@ def _handler(kube: FakeKube) -> type[BaseHTTPRequestHandler]:
                 namespace, plural, name = where
                 if name is None:
                     # helm's release history: no earlier release of this name.
-                    self._send(200, {"kind": "List", "apiVersion": "v1", "items": [],
-                                     "metadata": {"resourceVersion": "1"}})
+                    self._send(
+                        200,
+                        {
+                            "kind": "List",
+                            "apiVersion": "v1",
+                            "items": [],
+                            "metadata": {"resourceVersion": "1"},
+                        },
+                    )
                     return
                 obj = kube.objects.get((namespace, plural, name))
                 if obj is None:

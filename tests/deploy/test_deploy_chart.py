@@ -231,12 +231,36 @@ def test_helm_lint_passes(helm: Path) -> None:
     run_tool([helm, "lint", "--strict", CHART_DIR])
     # helm lint reports a template's fail() only as INFO, so lint the spool variant as it
     # can be installed: without the autoscaler.
-    run_tool([helm, "lint", "--strict", CHART_DIR,
-              "--set", "spool.enabled=true", "--set", "autoscaling.enabled=false"])  # fmt: skip
-    run_tool([helm, "lint", "--strict", CHART_DIR, "--set", "control.enabled=true",
-              "--set", "ultracart.simpleKey.existingSecret=ultracart-api",
-              "--set", "control.webhooks.webhook.url=https://relay.example.com/webhooks/ultracart",
-              "--set", "tls.enabled=true", "--set", "tls.secretName=relay-tls"])  # fmt: skip
+    run_tool(
+        [
+            helm,
+            "lint",
+            "--strict",
+            CHART_DIR,
+            "--set",
+            "spool.enabled=true",
+            "--set",
+            "autoscaling.enabled=false",
+        ]
+    )
+    run_tool(
+        [
+            helm,
+            "lint",
+            "--strict",
+            CHART_DIR,
+            "--set",
+            "control.enabled=true",
+            "--set",
+            "ultracart.simpleKey.existingSecret=ultracart-api",
+            "--set",
+            "control.webhooks.webhook.url=https://relay.example.com/webhooks/ultracart",
+            "--set",
+            "tls.enabled=true",
+            "--set",
+            "tls.secretName=relay-tls",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -244,27 +268,61 @@ def test_helm_lint_passes(helm: Path) -> None:
     [
         (
             "defaults",
-            {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
-             "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"},
+            {
+                "ConfigMap",
+                "Deployment",
+                "HorizontalPodAutoscaler",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Secret",
+                "Service",
+                "ServiceAccount",
+            },
         ),
         (
             "spool",
-            {"ConfigMap", "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "Secret",
-             "Service", "ServiceAccount"},
+            {
+                "ConfigMap",
+                "StatefulSet",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Secret",
+                "Service",
+                "ServiceAccount",
+            },
         ),
         (
             "autoscaling-off",
-            {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret",
-             "Service", "ServiceAccount"},
+            {
+                "ConfigMap",
+                "Deployment",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Secret",
+                "Service",
+                "ServiceAccount",
+            },
         ),
         (
             "everything",
-            {"ConfigMap", "StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "Service",
-             "ServiceAccount", "ServiceMonitor", "PrometheusRule", "Ingress", "Job", "CronJob",
-             "Role", "RoleBinding"},
+            {
+                "ConfigMap",
+                "StatefulSet",
+                "NetworkPolicy",
+                "PodDisruptionBudget",
+                "Service",
+                "ServiceAccount",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "Ingress",
+                "Job",
+                "CronJob",
+                "Role",
+                "RoleBinding",
+            },
         ),
     ],
-)  # fmt: skip
+)
 def test_each_value_set_renders_its_kinds(
     rendered: dict[str, list[Manifest]], value_set: str, expected: set[str]
 ) -> None:
@@ -273,9 +331,9 @@ def test_each_value_set_renders_its_kinds(
     # The only Secret the chart may create is the intake credentials, and only when no
     # existing one is named; every other secret is referenced.
     created = [m["metadata"]["name"] for m in by_kind(manifests, "Secret")]
-    expected_secrets = [] if "existingSecret" in VALUE_SETS[value_set].get("auth", {}) else [
-        f"{NAME}-basic-auth"
-    ]
+    expected_secrets = (
+        [] if "existingSecret" in VALUE_SETS[value_set].get("auth", {}) else [f"{NAME}-basic-auth"]
+    )
     assert created == expected_secrets
 
 
@@ -590,23 +648,53 @@ def _install_dry_run(
     values_file = directory / "values.yaml"
     values_file.write_text(yaml.safe_dump(values), encoding="utf-8")
     return subprocess.run(
-        [str(helm), "install", NAME, str(CHART_DIR), "--namespace", "relay",
-         "--kubeconfig", str(kube.kubeconfig(directory)), "--dry-run=server",
-         "--disable-openapi-validation", "--output", "json", "--values", str(values_file)],
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False,
-    )  # fmt: skip
+        [
+            str(helm),
+            "install",
+            NAME,
+            str(CHART_DIR),
+            "--namespace",
+            "relay",
+            "--kubeconfig",
+            str(kube.kubeconfig(directory)),
+            "--dry-run=server",
+            "--disable-openapi-validation",
+            "--output",
+            "json",
+            "--values",
+            str(values_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def _in_cluster(kube: FakeKube) -> None:
     # What every namespace of a real cluster holds; the chart's "is there a cluster" test.
-    kube.put("relay", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
-                                     "metadata": {"name": "kube-root-ca.crt"}, "data": {}})
+    kube.put(
+        "relay",
+        "configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt"},
+            "data": {},
+        },
+    )
 
 
 def _secret(name: str, data: dict[str, str], **metadata: Any) -> dict[str, Any]:
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, **metadata}, "data": encoded}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, **metadata},
+        "data": encoded,
+    }
 
 
 def test_a_missing_existing_secret_fails_the_install(helm: Path, tmp_path: Path) -> None:
@@ -639,17 +727,27 @@ def test_without_a_cluster_the_existing_secret_cannot_be_checked(helm: Path) -> 
 def test_an_upgrade_keeps_the_live_generated_secret(helm: Path, tmp_path: Path) -> None:
     """What lookup finds is rendered back as it is (including what rotation wrote), and a
     Secret left behind by `helm uninstall` (resource-policy keep) is taken over again."""
-    live = {"credentials": "ultracart:kept-one\nrelay-1a2b:rotated\n",
-            "webhook": "relay-1a2b:rotated\n", "control-state": '{"webhooks": {}}'}  # fmt: skip
+    live = {
+        "credentials": "ultracart:kept-one\nrelay-1a2b:rotated\n",
+        "webhook": "relay-1a2b:rotated\n",
+        "control-state": '{"webhooks": {}}',
+    }
     with fake_kube() as kube:
         _in_cluster(kube)
-        kube.put("relay", "secrets", _secret(
-            f"{NAME}-basic-auth", live,
-            labels={"app.kubernetes.io/managed-by": "Helm"},
-            annotations={"meta.helm.sh/release-name": NAME,
-                         "meta.helm.sh/release-namespace": "relay",
-                         "helm.sh/resource-policy": "keep"},
-        ))  # fmt: skip
+        kube.put(
+            "relay",
+            "secrets",
+            _secret(
+                f"{NAME}-basic-auth",
+                live,
+                labels={"app.kubernetes.io/managed-by": "Helm"},
+                annotations={
+                    "meta.helm.sh/release-name": NAME,
+                    "meta.helm.sh/release-namespace": "relay",
+                    "helm.sh/resource-policy": "keep",
+                },
+            ),
+        )
         result = _install_dry_run(helm, kube, tmp_path, {})
     assert result.returncode == 0, result.stderr
     manifests = [m for m in yaml.safe_load_all(json.loads(result.stdout)["manifest"]) if m]
@@ -789,8 +887,9 @@ def test_tls_secret_is_mounted_and_named_to_relay(rendered: dict[str, list[Manif
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8080, "admin": 9090}
     assert container["readinessProbe"]["httpGet"]["port"] == "admin"
-    assert not [m for m in relay_container(rendered["defaults"])["volumeMounts"]
-                if m["name"] == "tls"]  # fmt: skip
+    assert not [
+        m for m in relay_container(rendered["defaults"])["volumeMounts"] if m["name"] == "tls"
+    ]
 
 
 def test_tls_needs_a_secret_name(helm: Path) -> None:
@@ -815,24 +914,36 @@ def test_control_cronjobs_render_with_least_privilege(
     secret_name = VALUE_SETS["everything"]["auth"]["existingSecret"]
     jobs = {j["metadata"]["name"]: j for j in by_kind(manifests, "CronJob")}
     assert set(jobs) == {f"{NAME}-control-apply", f"{NAME}-control-rotate-credentials"}
-    for command, job in (("apply", jobs[f"{NAME}-control-apply"]),
-                         ("rotate-credentials", jobs[f"{NAME}-control-rotate-credentials"])):
+    for command, job in (
+        ("apply", jobs[f"{NAME}-control-apply"]),
+        ("rotate-credentials", jobs[f"{NAME}-control-rotate-credentials"]),
+    ):
         assert job["spec"]["suspend"] is True and job["spec"]["concurrencyPolicy"] == "Forbid"
         (container,) = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
         args = container["command"]
         assert args[:2] == ["python", "/etc/relay/control/kube-control.py"]
         assert args[args.index("--secret") + 1] == secret_name
-        assert args[args.index("--") + 1:] == [
-            "relay", "webhooks", command, "--config", "/etc/relay/control/webhooks.toml"
+        assert args[args.index("--") + 1 :] == [
+            "relay",
+            "webhooks",
+            command,
+            "--config",
+            "/etc/relay/control/webhooks.toml",
         ]
         env = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in container["env"]}
         assert env == {"ULTRACART_SIMPLE_KEY": "ultracart-api"}
-    assert jobs[f"{NAME}-control-rotate-credentials"]["spec"]["jobTemplate"]["spec"][
-        "backoffLimit"] == 0  # fmt: skip
+    assert (
+        jobs[f"{NAME}-control-rotate-credentials"]["spec"]["jobTemplate"]["spec"]["backoffLimit"]
+        == 0
+    )
     # The one Secret relay's pods mount, get and patch only.
     (rule,) = one(manifests, "Role")["rules"]
-    assert rule == {"apiGroups": [""], "resources": ["secrets"],
-                    "resourceNames": [secret_name], "verbs": ["get", "patch"]}  # fmt: skip
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": [secret_name],
+        "verbs": ["get", "patch"],
+    }
     binding = one(manifests, "RoleBinding")
     assert binding["subjects"][0]["name"] == f"{NAME}-control"
     basic = next(v for v in pod_spec(workload(manifests))["volumes"] if v["name"] == "basic-auth")
@@ -846,31 +957,38 @@ def test_control_cronjobs_render_with_least_privilege(
     webhooks.write_text(config_map["data"]["webhooks.toml"], encoding="utf-8")
     basic_file = tmp_path / "ultracart-basic"
     basic_file.write_text("ultracart:pw\n", encoding="utf-8")
-    env_map = {"ULTRACART_SIMPLE_KEY": "k",
-               "WEBHOOKS_WEBHOOK__BASIC__CREDENTIALS_FILE": str(basic_file)}  # fmt: skip
+    env_map = {
+        "ULTRACART_SIMPLE_KEY": "k",
+        "WEBHOOKS_WEBHOOK__BASIC__CREDENTIALS_FILE": str(basic_file),
+    }
     loaded = load_webhooks(webhooks, env_map)
     assert loaded.webhook.url == "https://relay.example.com/webhooks/ultracart"  # from ingress
     assert loaded.control.relay_credentials_file == Path("/var/lib/relay-control/relay-credentials")
     assert loaded.control.state_file == Path("/var/lib/relay-control/state.json")
     # Above kubelet's sync period plus its cache delay (a minute each by default).
     assert loaded.control.reload_wait_seconds >= 120
-    assert [e.name for e in loaded.webhook.events] == ["order_create", "order_update",
-                                                       "item_update"]  # fmt: skip
+    assert [e.name for e in loaded.webhook.events] == [
+        "order_create",
+        "order_update",
+        "item_update",
+    ]
 
 
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({**CONTROL, "auth": {"credentials": "ultracart:pw"}},
-         "control.enabled cannot be combined with auth.credentials"),
-        ({**CONTROL, "ultracart": {"simpleKey": {"existingSecret": ""}}},
-         "control.enabled needs ultracart.simpleKey.existingSecret"),
+        (
+            {**CONTROL, "auth": {"credentials": "ultracart:pw"}},
+            "control.enabled cannot be combined with auth.credentials",
+        ),
+        (
+            {**CONTROL, "ultracart": {"simpleKey": {"existingSecret": ""}}},
+            "control.enabled needs ultracart.simpleKey.existingSecret",
+        ),
         ({**CONTROL, "ingress": {"enabled": False}}, "control.webhooks.webhook.url is required"),
     ],
-)  # fmt: skip
-def test_control_refuses_what_cannot_work(
-    helm: Path, values: dict[str, Any], message: str
-) -> None:
+)
+def test_control_refuses_what_cannot_work(helm: Path, values: dict[str, Any], message: str) -> None:
     result = helm_template(helm, values)
     assert result.returncode != 0
     assert message in result.stderr

@@ -419,9 +419,7 @@ def test_managed_kafka_by_environment_alone(
 ) -> None:
     """The managed-Kafka lines of relay.env.example reach relay's producer and the topic
     job's admin client alike, and the local broker is the one dependency that may be absent."""
-    block = block_setting(
-        RELAY_ENV_EXAMPLE, "RELAY_KAFKA__LIBRDKAFKA__SASL_MECHANISM", mechanism
-    )
+    block = block_setting(RELAY_ENV_EXAMPLE, "RELAY_KAFKA__LIBRDKAFKA__SASL_MECHANISM", mechanism)
     operator = {"relay.env": block}
     relay = relay_settings(services["relay"], environment(services["relay"], operator))
     topics = relay_settings(
@@ -511,9 +509,7 @@ def test_prometheus_scrapes_relay_and_loads_the_alerts(
     prometheus = services["prometheus"]
     config_dir = REPO_ROOT / volume_mounts(prometheus)["/etc/prometheus"]
     config = yaml.safe_load((config_dir / "prometheus.yml").read_text(encoding="utf-8"))
-    admin_port = relay_settings(
-        services["relay"], environment(services["relay"])
-    ).server.admin_port
+    admin_port = relay_settings(services["relay"], environment(services["relay"])).server.admin_port
     (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "relay"]
     assert job["metrics_path"] == "/metrics"
     (discovery,) = job["dns_sd_configs"]

@@ -26,9 +26,7 @@ def runtime_dependencies() -> list[str]:
 
 def pins() -> dict[str, Version]:
     text = LOCK.read_text("utf-8")
-    found: dict[str, Version] = {
-        canonicalize_name(m[1]): Version(m[2]) for m in PIN.finditer(text)
-    }
+    found: dict[str, Version] = {canonicalize_name(m[1]): Version(m[2]) for m in PIN.finditer(text)}
     entries = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
     assert len(found) == len(entries), "every entry is name==version with one sha256"
     return found

@@ -53,10 +53,18 @@ def manifests() -> list[Manifest]:
 def emulator() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [str(RELAY), "emulator", "--port", str(port), "--simple-key", SIMPLE_KEY,
-         "--loopback-only"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(RELAY),
+            "emulator",
+            "--port",
+            str(port),
+            "--simple-key",
+            SIMPLE_KEY,
+            "--loopback-only",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}/rest/v2"
     try:
         deadline = time.monotonic() + 30
@@ -92,9 +100,12 @@ def _pairs(text: str) -> list[str]:
 def _webhooks(base: str) -> list[dict[str, Any]]:
     request = urllib.request.Request(
         f"{base}/webhook/webhooks?_placeholders=false",
-        headers={"x-ultracart-simple-key": SIMPLE_KEY,
-                 "X-UltraCart-Api-Version": "2017-03-01", "Accept": "application/json"},
-    )  # fmt: skip
+        headers={
+            "x-ultracart-simple-key": SIMPLE_KEY,
+            "X-UltraCart-Api-Version": "2017-03-01",
+            "Accept": "application/json",
+        },
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         found: list[dict[str, Any]] = json.load(response)["webhooks"]
         return found
@@ -125,14 +136,24 @@ def _start_cronjob(
     (account / "namespace").write_text("relay", encoding="utf-8")
 
     argv = [
-        str(RELAY) if arg == "relay" else sys.executable if arg == "python" else
-        arg.replace("/etc/relay/control", str(mounted)).replace("/var/lib/relay-control",
-                                                                str(state))
+        str(RELAY)
+        if arg == "relay"
+        else sys.executable
+        if arg == "python"
+        else arg.replace("/etc/relay/control", str(mounted)).replace(
+            "/var/lib/relay-control", str(state)
+        )
         for arg in container["command"]
-    ]  # fmt: skip
+    ]
     split = argv.index("--")
-    argv[split:split] = ["--api", kube.url, "--service-account-dir", str(account),
-                         "--interval", "0.1"]  # fmt: skip
+    argv[split:split] = [
+        "--api",
+        kube.url,
+        "--service-account-dir",
+        str(account),
+        "--interval",
+        "0.1",
+    ]
     env = {
         **os.environ,
         "ULTRACART_SIMPLE_KEY": SIMPLE_KEY,
@@ -146,8 +167,9 @@ def _start_cronjob(
         "WEBHOOKS_CONTROL__RELOAD_WAIT_SECONDS": str(reload_wait),
         "WEBHOOKS_CONTROL__DRAIN_SECONDS": "0.5",
     }
-    return subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        argv, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _run_cronjob(
@@ -162,10 +184,16 @@ def test_apply_then_rotate_keeps_the_secret_in_step(
     manifests: list[Manifest], kube: FakeKube, emulator: str, tmp_path: Path
 ) -> None:
     # A Secret made by hand holding one pair and no "webhook" key: that pair is the one.
-    kube.put("relay", "secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{NAME}-basic-auth"},
-        "data": {"credentials": base64.b64encode(f"{OLD}\n".encode()).decode()},
-    })  # fmt: skip
+    kube.put(
+        "relay",
+        "secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{NAME}-basic-auth"},
+            "data": {"credentials": base64.b64encode(f"{OLD}\n".encode()).decode()},
+        },
+    )
 
     apply = _run_cronjob(manifests, "apply", kube, emulator, tmp_path / "apply")
     assert apply.returncode == 0, apply.stderr
@@ -202,11 +230,19 @@ def test_apply_then_rotate_keeps_the_secret_in_step(
 def test_a_concurrent_change_stops_rotation_before_ultracart_switches(
     manifests: list[Manifest], kube: FakeKube, emulator: str, tmp_path: Path
 ) -> None:
-    kube.put("relay", "secrets", {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{NAME}-basic-auth"},
-        "data": {k: base64.b64encode(f"{OLD}\n".encode()).decode()
-                 for k in ("credentials", "webhook")},
-    })  # fmt: skip
+    kube.put(
+        "relay",
+        "secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": f"{NAME}-basic-auth"},
+            "data": {
+                k: base64.b64encode(f"{OLD}\n".encode()).decode()
+                for k in ("credentials", "webhook")
+            },
+        },
+    )
     assert _run_cronjob(manifests, "apply", kube, emulator, tmp_path / "apply").returncode == 0
     secret = kube.objects[("relay", "secrets", f"{NAME}-basic-auth")]
     patches_before = len(kube.patches)
@@ -216,8 +252,9 @@ def test_a_concurrent_change_stops_rotation_before_ultracart_switches(
     # takes well over the 10 ms polling step here to start and write its first file.
     read = ("GET", f"/api/v1/namespaces/relay/secrets/{NAME}-basic-auth")
     reads_before = kube.requests.count(read)
-    rotate = _start_cronjob(manifests, "rotate-credentials", kube, emulator,
-                            tmp_path / "rotate", reload_wait=5)  # fmt: skip
+    rotate = _start_cronjob(
+        manifests, "rotate-credentials", kube, emulator, tmp_path / "rotate", reload_wait=5
+    )
     deadline = time.monotonic() + 10
     while kube.requests.count(read) == reads_before:
         assert time.monotonic() < deadline, "the wrapper never read the Secret"

@@ -36,8 +36,12 @@ def test_apply_then_reflow_puts_every_item_on_kafka(
 ) -> None:
     exchanges: list[Exchange] = []
     options = EmulatorOptions(
-        simple_keys=(SIMPLE_KEY,), items=ITEMS, orders=3, retry_base_seconds=0.2,
-        delivery_tick_seconds=0.02, loopback_only=True,
+        simple_keys=(SIMPLE_KEY,),
+        items=ITEMS,
+        orders=3,
+        retry_base_seconds=0.2,
+        delivery_tick_seconds=0.02,
+        loopback_only=True,
     )
     app = create_emulator_app(options, observer=exchanges.append)
     items = app.state.emulator.items
@@ -51,11 +55,11 @@ def test_apply_then_reflow_puts_every_item_on_kafka(
             f"""
 [ultracart]
 api_base_url = "{emulator.url}/rest/v2"
-simple_key_file = "{tmp_path / 'key'}"
+simple_key_file = "{tmp_path / "key"}"
 timeout_seconds = 5
 
 [control]
-state_file = "{tmp_path / 'state.json'}"
+state_file = "{tmp_path / "state.json"}"
 
 [webhook]
 url = "{relay.url}"
@@ -63,7 +67,7 @@ maximum_events = 10
 compress_events = true
 
 [webhook.basic]
-credentials_file = "{tmp_path / 'basic'}"
+credentials_file = "{tmp_path / "basic"}"
 
 [[webhook.events]]
 name = "item_update"
@@ -72,9 +76,22 @@ name = "item_update"
         assert cli.main(["webhooks", "apply", "--config", str(config)]) == 0
         code = cli.main(
             [
-                "webhooks", "reflow", "item_update", "--wait", "--config", str(config),
-                "--bootstrap", kafka_bootstrap, "--topic", topic,
-                "--timeout", "90", "--idle", "2", "--status-every", "1",
+                "webhooks",
+                "reflow",
+                "item_update",
+                "--wait",
+                "--config",
+                str(config),
+                "--bootstrap",
+                kafka_bootstrap,
+                "--topic",
+                topic,
+                "--timeout",
+                "90",
+                "--idle",
+                "2",
+                "--status-every",
+                "1",
             ]
         )
         output = capsys.readouterr()

@@ -36,8 +36,11 @@ def _order(n: int, stage: str, quantity: int) -> dict[str, Any]:
         "current_stage": stage,
         "summary": {"total": {"currency_code": "USD", "value": 10.5 * quantity}},
         "items": [
-            {"merchant_item_id": f"SKU-{n}-{line}", "quantity": quantity + line,
-             "description": f"item {line} of order {n}"}
+            {
+                "merchant_item_id": f"SKU-{n}-{line}",
+                "quantity": quantity + line,
+                "description": f"item {line} of order {n}",
+            }
             for line in range(1 + n % 3)
         ],
     }
@@ -46,8 +49,18 @@ def _order(n: int, stage: str, quantity: int) -> dict[str, Any]:
 class OrderSync:
     def __init__(self, bootstrap: str, topic: str, group: str, db: Path, log: Path) -> None:
         self.command = [
-            sys.executable, str(CONSUMER), "--bootstrap", bootstrap, "--topic", topic,
-            "--group", group, "--db", str(db), "--batch", "5",
+            sys.executable,
+            str(CONSUMER),
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--db",
+            str(db),
+            "--batch",
+            "5",
         ]
         self.db = db
         self.log = log
@@ -73,15 +86,11 @@ class OrderSync:
 
 
 @pytest.fixture
-def orders_relay(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-) -> Iterator[RelayProcess]:
+def orders_relay(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[RelayProcess]:
     # Every order event on one topic: the order of one order's events then holds across
     # event types (docs/consumers.md, "Ordering").
     config = tmp_path / "relay.toml"
-    config.write_text(
-        f'[[topics.patterns]]\nmatch = "order_*"\ntopic = "{topic_prefix}orders"\n'
-    )
+    config.write_text(f'[[topics.patterns]]\nmatch = "order_*"\ntopic = "{topic_prefix}orders"\n')
     create_topics(kafka_bootstrap, [topic_prefix + "orders"], partitions=3)
     env = {**topic_env(topic_prefix), "RELAY_CONFIG": str(config)}
     with running_relay(kafka_bootstrap, env, tmp_path / "relay.log") as relay:
@@ -98,8 +107,11 @@ def test_order_sync_converges_through_a_restart_and_duplicates(
     orders_relay: RelayProcess, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     consumer = OrderSync(
-        kafka_bootstrap, topic_prefix + "orders", topic_prefix + "order-sync",
-        tmp_path / "orders.db", tmp_path / "order-sync.log",
+        kafka_bootstrap,
+        topic_prefix + "orders",
+        topic_prefix + "order-sync",
+        tmp_path / "orders.db",
+        tmp_path / "order-sync.log",
     )
     latest: dict[str, dict[str, Any]] = {}
     distinct_events: dict[str, int] = {}  # per order: events with distinct ce_ids
@@ -133,7 +145,8 @@ def test_order_sync_converges_through_a_restart_and_duplicates(
 
     expected_applied = sum(distinct_events.values())
     wait_until(
-        lambda: consumer.applied() >= expected_applied, timeout=90,
+        lambda: consumer.applied() >= expected_applied,
+        timeout=90,
         message=f"consumer did not apply {expected_applied} events",
     )
     assert consumer.stop(signal.SIGTERM) == 0
@@ -158,7 +171,9 @@ def test_order_sync_converges_through_a_restart_and_duplicates(
         sent = latest[order_id]
         assert document == sent
         assert (stage, total, merchant) == (
-            sent["current_stage"], sent["summary"]["total"]["value"], "DEMO"
+            sent["current_stage"],
+            sent["summary"]["total"]["value"],
+            "DEMO",
         )
         # Each distinct event applied exactly once: duplicates were skipped, not re-applied.
         assert applied_count == distinct_events[order_id], order_id

@@ -142,9 +142,7 @@ def test_no_acknowledged_event_is_lost(
     seconds = time.monotonic() - started
 
     records = consume_all(private_broker.bootstrap, [prefix + n for n in names], idle=2.0)
-    report = reconcile(
-        scenario, spool, seconds, sender.deliveries, records, prefix + "dead_letter"
-    )
+    report = reconcile(scenario, spool, seconds, sender.deliveries, records, prefix + "dead_letter")
     record_fault_report(report)
 
     assert settled, "some deliveries never got a 2xx within the settle time"

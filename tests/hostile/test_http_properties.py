@@ -31,10 +31,21 @@ _printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_
 _authorization = st.sampled_from(
     [GOOD_AUTH, GOOD_AUTH, GOOD_AUTH, None, "Basic", "Basic !!!", "Bearer x", GOOD_AUTH.lower()]
 ) | _printable.map(lambda t: "Basic " + t)
-_content_type = st.sampled_from(
-    [None, "application/json", "application/json; charset=utf-8", "text/json",
-     "application/cloudevents+json", "text/plain", "multipart/form-data", ""]
-) | _printable  # fmt: skip
+_content_type = (
+    st.sampled_from(
+        [
+            None,
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/json",
+            "application/cloudevents+json",
+            "text/plain",
+            "multipart/form-data",
+            "",
+        ]
+    )
+    | _printable
+)
 _content_encoding = st.sampled_from([None, "gzip", "x-gzip", "identity", "br", "gzip, gzip"])
 
 

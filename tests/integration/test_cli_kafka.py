@@ -50,7 +50,12 @@ topic = "{prefix}events"
 def relay(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     return subprocess.run(
-        [*RELAY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        [*RELAY, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         stdin=subprocess.DEVNULL,
     )
 
@@ -91,7 +96,9 @@ def test_connect_fails_a_topic_too_small_for_relay_s_records(
 ) -> None:
     config = str(relay_toml(tmp_path, kafka_bootstrap, topic_prefix))
     create_topics(
-        kafka_bootstrap, [f"{topic_prefix}events"], partitions=1,
+        kafka_bootstrap,
+        [f"{topic_prefix}events"],
+        partitions=1,
         config={"max.message.bytes": "10000"},
     )
 

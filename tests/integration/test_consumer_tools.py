@@ -29,7 +29,11 @@ def _cli_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
 def _relay(args: Sequence[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "relay", *args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -45,9 +49,14 @@ def _deliver(relay: RelayProcess, events: list[tuple[str, dict[str, object]]]) -
 def test_tail_filters_by_event_and_key_from_the_beginning_and_last_n(
     relay: RelayProcess, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    _deliver(relay, [("order_create", {"order_id": "A", "n": 1}),
-                     ("order_create", {"order_id": "B", "n": 2}),
-                     ("item_update", {"merchant_item_id": "SKU-1"})])
+    _deliver(
+        relay,
+        [
+            ("order_create", {"order_id": "A", "n": 1}),
+            ("order_create", {"order_id": "B", "n": 2}),
+            ("item_update", {"merchant_item_id": "SKU-1"}),
+        ],
+    )
     _deliver(relay, [("order_create", {"order_id": "A", "n": 3})])
     env = _cli_env(kafka_bootstrap, topic_prefix)
 
@@ -81,8 +90,10 @@ def test_tail_follows_until_ctrl_c_and_exits_cleanly(
     _deliver(relay, [("order_create", {"order_id": "OLD"})])
     tail = subprocess.Popen(
         [sys.executable, "-m", "relay", "tail", "--event", "order_create", "--follow"],
-        env=_cli_env(kafka_bootstrap, topic_prefix), cwd=REPO_ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=_cli_env(kafka_bootstrap, topic_prefix),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert tail.stdout is not None
@@ -123,7 +134,8 @@ def test_dead_letters_list_show_and_replay_after_a_configuration_fix(
     assert listed.returncode == 0, listed.stderr
     rows = orjson.loads(listed.stdout)
     assert sorted((r["reason"], r["status"], r["truncated"]) for r in rows) == [
-        ("malformed_json", "400", False), ("too_many_events", "422", False)
+        ("malformed_json", "400", False),
+        ("too_many_events", "422", False),
     ]
     too_many = next(r for r in rows if r["reason"] == "too_many_events")
     broken = next(r for r in rows if r["reason"] != "too_many_events")

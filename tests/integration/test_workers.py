@@ -97,8 +97,10 @@ def test_heads_refused_by_any_worker_are_counted_in_one_scrape(relay: RelayProce
     """A 431 is answered below the app, in whichever worker took the connection."""
     oversized = (
         b"POST /webhooks/ultracart HTTP/1.1\r\nHost: relay\r\n"
-        + b"X-Big: " + b"a" * 40_000 + b"\r\n\r\n"  # over the default 32 KiB
-    )  # fmt: skip
+        + b"X-Big: "
+        + b"a" * 40_000
+        + b"\r\n\r\n"  # over the default 32 KiB
+    )
     connections = 6  # each its own, so the kernel spreads them over the workers' sockets
     for _ in range(connections):
         with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:

@@ -161,9 +161,7 @@ class RelayProcess:
 
 
 @contextmanager
-def running_relay(
-    bootstrap: str, env: Mapping[str, str], log_path: Path
-) -> Iterator[RelayProcess]:
+def running_relay(bootstrap: str, env: Mapping[str, str], log_path: Path) -> Iterator[RelayProcess]:
     """A ready relay for the block's length; it must then stop cleanly (exit code 0)."""
     process = RelayProcess(bootstrap, env, log_path=log_path)
     process.start()

@@ -26,7 +26,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
     *argv: str,
 ) -> tuple[int, str, str]:
     for name, value in env.items():
@@ -103,7 +105,10 @@ def test_check_config_passes_a_valid_configuration(
     code, out, _ = run(capsys, monkeypatch, OPEN, "check-config", "--json")
     assert code == 0
     assert json.loads(out) == {
-        "valid": True, "problems": [], "kafka": None, "intake": ":8080/webhooks/ultracart"
+        "valid": True,
+        "problems": [],
+        "kafka": None,
+        "intake": ":8080/webhooks/ultracart",
     }
 
 
@@ -127,11 +132,13 @@ def test_check_config_refuses_an_unknown_librdkafka_option(
     assert code == 1
     document = json.loads(out)
     assert document["valid"] is False
-    assert document["problems"] == [{
-        "setting": "kafka.librdkafka.linger.mss",
-        "env": "RELAY_KAFKA__LIBRDKAFKA__LINGER_MSS",
-        "message": 'No such configuration property: "linger.mss"',
-    }]
+    assert document["problems"] == [
+        {
+            "setting": "kafka.librdkafka.linger.mss",
+            "env": "RELAY_KAFKA__LIBRDKAFKA__LINGER_MSS",
+            "message": 'No such configuration property: "linger.mss"',
+        }
+    ]
     assert err == ""  # --json: the document is the whole output
 
 
@@ -185,7 +192,8 @@ def test_preflight_lists_every_problem_at_once(tmp_path: Path) -> None:
     }
     problems = preflight(Settings.load(env=env), env=env)
     assert [p.setting for p in problems] == [
-        "auth.basic_credentials_file", "kafka.librdkafka.queue.buffering.max.kbytes"
+        "auth.basic_credentials_file",
+        "kafka.librdkafka.queue.buffering.max.kbytes",
     ]
     assert problems[1].env == "RELAY_KAFKA__LIBRDKAFKA__QUEUE_BUFFERING_MAX_KBYTES"
 

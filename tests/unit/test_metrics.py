@@ -92,7 +92,10 @@ def test_credential_reloads_are_counted(tmp_path: Path) -> None:
     path.write_text("first:pw1\n")
     now = [0.0]
     creds = BasicCredentials(
-        [], str(path), reload_interval=1.0, clock=lambda: now[0],
+        [],
+        str(path),
+        reload_interval=1.0,
+        clock=lambda: now[0],
         reloads=metrics.credentials_reloads,
     )
 

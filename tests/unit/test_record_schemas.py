@@ -48,9 +48,15 @@ def test_an_event_outside_the_catalog_names_no_schema() -> None:
 def test_dead_letters_carry_full_cloudevents_attributes_and_the_truncation() -> None:
     body = b'{"events": [' + b"x" * 100
     record = dead_letter_record(
-        "dl", body, InvalidDelivery("bad", code="bad_events"),
-        delivery_id="d1", received=WHEN, content_type="application/json",
-        content_encoding="", max_bytes=50, source="shop-a",
+        "dl",
+        body,
+        InvalidDelivery("bad", code="bad_events"),
+        delivery_id="d1",
+        received=WHEN,
+        content_type="application/json",
+        content_encoding="",
+        max_bytes=50,
+        source="shop-a",
     )
     headers = dict(record.headers)
     assert headers["ce_specversion"] == b"1.0"

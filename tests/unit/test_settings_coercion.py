@@ -48,28 +48,51 @@ def _webhooks(tmp: Path) -> Callable[[dict[str, str]], desired.ControlConfig]:
 
 def documents(tmp: Path) -> dict[str, Document]:
     return {
-        "relay.toml": Document("relay.toml", _relay, {
-            "bool": ("RELAY_SERVER__ACCESS_LOG", lambda s: s.server.access_log),
-            "int": ("RELAY_INTAKE__RETRY_AFTER_SECONDS", lambda s: s.intake.retry_after_seconds),
-            "float": ("RELAY_SERVER__KEEP_ALIVE_SECONDS", lambda s: s.server.keep_alive_seconds),
-            "list": ("RELAY_INTAKE__ACCEPTED_CONTENT_TYPES",
-                     lambda s: s.intake.accepted_content_types),
-            "table": ("RELAY_TOPICS__EVENTS__ORDER_CREATE", lambda s: dict(s.topics.events)),
-        }),
-        "[ultracart] poller": Document("[ultracart] poller", _poller, {
-            "bool": ("RELAY_ULTRACART__ENABLED", lambda u: u.enabled),
-            "int": ("RELAY_ULTRACART__PAGE_SIZE", lambda u: u.page_size),
-            "float": ("RELAY_ULTRACART__TIMEOUT_SECONDS", lambda u: u.timeout_seconds),
-            "optional": ("RELAY_ULTRACART__WEBHOOK_URL", lambda u: u.webhook_url),
-            "literal": ("RELAY_ULTRACART__AUTH", lambda u: u.auth),
-        }),
-        "webhooks.toml": Document("webhooks.toml", _webhooks(tmp), {
-            "bool": ("WEBHOOKS_WEBHOOK__COMPRESS_EVENTS", lambda c: c.webhook.compress_events),
-            "int": ("WEBHOOKS_ULTRACART__PAGE_SIZE", lambda c: c.api.page_size),
-            "float": ("WEBHOOKS_CONTROL__DRAIN_SECONDS", lambda c: c.control.drain_seconds),
-            "optional": ("WEBHOOKS_WEBHOOK__MAXIMUM_EVENTS", lambda c: c.webhook.maximum_events),
-            "literal": ("WEBHOOKS_ULTRACART__AUTH", lambda c: c.api.auth),
-        }),
+        "relay.toml": Document(
+            "relay.toml",
+            _relay,
+            {
+                "bool": ("RELAY_SERVER__ACCESS_LOG", lambda s: s.server.access_log),
+                "int": (
+                    "RELAY_INTAKE__RETRY_AFTER_SECONDS",
+                    lambda s: s.intake.retry_after_seconds,
+                ),
+                "float": (
+                    "RELAY_SERVER__KEEP_ALIVE_SECONDS",
+                    lambda s: s.server.keep_alive_seconds,
+                ),
+                "list": (
+                    "RELAY_INTAKE__ACCEPTED_CONTENT_TYPES",
+                    lambda s: s.intake.accepted_content_types,
+                ),
+                "table": ("RELAY_TOPICS__EVENTS__ORDER_CREATE", lambda s: dict(s.topics.events)),
+            },
+        ),
+        "[ultracart] poller": Document(
+            "[ultracart] poller",
+            _poller,
+            {
+                "bool": ("RELAY_ULTRACART__ENABLED", lambda u: u.enabled),
+                "int": ("RELAY_ULTRACART__PAGE_SIZE", lambda u: u.page_size),
+                "float": ("RELAY_ULTRACART__TIMEOUT_SECONDS", lambda u: u.timeout_seconds),
+                "optional": ("RELAY_ULTRACART__WEBHOOK_URL", lambda u: u.webhook_url),
+                "literal": ("RELAY_ULTRACART__AUTH", lambda u: u.auth),
+            },
+        ),
+        "webhooks.toml": Document(
+            "webhooks.toml",
+            _webhooks(tmp),
+            {
+                "bool": ("WEBHOOKS_WEBHOOK__COMPRESS_EVENTS", lambda c: c.webhook.compress_events),
+                "int": ("WEBHOOKS_ULTRACART__PAGE_SIZE", lambda c: c.api.page_size),
+                "float": ("WEBHOOKS_CONTROL__DRAIN_SECONDS", lambda c: c.control.drain_seconds),
+                "optional": (
+                    "WEBHOOKS_WEBHOOK__MAXIMUM_EVENTS",
+                    lambda c: c.webhook.maximum_events,
+                ),
+                "literal": ("WEBHOOKS_ULTRACART__AUTH", lambda c: c.api.auth),
+            },
+        ),
     }
 
 
@@ -77,8 +100,10 @@ def documents(tmp: Path) -> dict[str, Document]:
 RULES: list[tuple[str, str, Any]] = [
     *[("bool", word, True) for word in ("true", "TRUE", "yes", "On", "1", " on ")],
     *[("bool", word, False) for word in ("false", "no", "NO", "off", "0")],
-    *[("bool", word, ConfigError("must be one of true/false/yes/no/on/off/1/0, got "
-                                 f"{word!r}")) for word in ("maybe", "", "2", "y", "enabled")],
+    *[
+        ("bool", word, ConfigError(f"must be one of true/false/yes/no/on/off/1/0, got {word!r}"))
+        for word in ("maybe", "", "2", "y", "enabled")
+    ],
     ("int", "42", 42),
     ("int", " 42 ", 42),
     ("int", "4.2", ConfigError("must be an integer, got '4.2'")),
@@ -96,9 +121,11 @@ RULES: list[tuple[str, str, Any]] = [
 
 
 def _cases() -> list[Any]:
-    kinds = {"relay.toml": {"bool", "int", "float", "list", "table"},
-             "[ultracart] poller": {"bool", "int", "float", "optional", "literal"},
-             "webhooks.toml": {"bool", "int", "float", "optional", "literal"}}
+    kinds = {
+        "relay.toml": {"bool", "int", "float", "list", "table"},
+        "[ultracart] poller": {"bool", "int", "float", "optional", "literal"},
+        "webhooks.toml": {"bool", "int", "float", "optional", "literal"},
+    }
     return [
         pytest.param(doc, kind, text, want, id=f"{doc}-{kind}-{text!r}")
         for doc, doc_kinds in kinds.items()
@@ -187,8 +214,12 @@ def test_ultracart_enabled_no_disables_the_poller() -> None:
 
 
 def test_the_poller_reads_its_secret_from_the_environment_it_was_loaded_with() -> None:
-    env = {"RELAY_AUTH__BASIC_CREDENTIALS": "u:p", "RELAY_ULTRACART__SIMPLE_KEY_ENV": "MY_KEY",
-           "MY_KEY": "from-this-env", **POLLER_ON}
+    env = {
+        "RELAY_AUTH__BASIC_CREDENTIALS": "u:p",
+        "RELAY_ULTRACART__SIMPLE_KEY_ENV": "MY_KEY",
+        "MY_KEY": "from-this-env",
+        **POLLER_ON,
+    }
     poller = Settings.load(env=env).ultracart
     assert isinstance(poller, StatusPollSettings) and poller.api is not None
     assert poller.api.simple_key is not None
@@ -201,8 +232,10 @@ def test_the_poller_reads_its_secret_from_the_environment_it_was_loaded_with() -
         {"RELAY_AUTH__BASIC_CREDENTIALS": "ultracart:"},  # empty password
         {"RELAY_AUTH__BASIC_CREDENTIALS": ":hunter2-secret"},  # empty user
         {"RELAY_AUTH__BASIC_CREDENTIALS": "hunter2-secret"},  # no colon
-        {"RELAY_AUTH__SIGNATURE__SECRETS": "whsec_hunter2-secret",
-         "RELAY_AUTH__SIGNATURE__TOLERANCE_SECONDS": "x"},
+        {
+            "RELAY_AUTH__SIGNATURE__SECRETS": "whsec_hunter2-secret",
+            "RELAY_AUTH__SIGNATURE__TOLERANCE_SECONDS": "x",
+        },
     ],
 )
 def test_errors_never_show_a_secret(env: dict[str, str]) -> None:
@@ -227,9 +260,12 @@ def test_an_empty_user_or_password_is_refused_with_one_message_everywhere(
         Settings.load(env={"RELAY_AUTH__BASIC_CREDENTIALS": "ultracart:"})
     messages.append(str(from_settings.value))
     webhooks = tmp_path / "webhooks.toml"
-    webhooks.write_text(WEBHOOKS_TOML.replace(
-        "[[webhook.events]]", f'[webhook.basic]\ncredentials_file = "{file}"\n[[webhook.events]]'
-    ))
+    webhooks.write_text(
+        WEBHOOKS_TOML.replace(
+            "[[webhook.events]]",
+            f'[webhook.basic]\ncredentials_file = "{file}"\n[[webhook.events]]',
+        )
+    )
     with pytest.raises(ConfigError) as from_webhooks:
         desired.load(webhooks, env={})
     messages.append(str(from_webhooks.value))

@@ -35,9 +35,7 @@ def append(log: SpoolLog, n: int, size: int = 10) -> None:
 
 
 def keys(log: SpoolLog) -> list[bytes | None]:
-    return [
-        r.key for _, raw in log.head(10_000, 1 << 30) for r in decode_delivery(raw).records
-    ]
+    return [r.key for _, raw in log.head(10_000, 1 << 30) for r in decode_delivery(raw).records]
 
 
 def segments(directory: Path) -> list[Path]:

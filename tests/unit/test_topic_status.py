@@ -23,8 +23,12 @@ WANTED = ("ultracart.dead_letter", "ultracart.order_create", "ultracart.unknown"
 
 def report(missing: tuple[str, ...], auto_create: bool | None, **extra: object) -> TopicReport:
     return TopicReport(
-        bootstrap="kafka:9092", wanted=WANTED, missing=missing, auto_create=auto_create,
-        record_limit=1_000_000, **extra,  # type: ignore[arg-type]
+        bootstrap="kafka:9092",
+        wanted=WANTED,
+        missing=missing,
+        auto_create=auto_create,
+        record_limit=1_000_000,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -70,7 +74,11 @@ class ScriptedCheck:
 
 def readiness(status: TopicStatus, metrics: RelayMetrics) -> tuple[int, dict[str, Any]]:
     runtime = Runtime(
-        settings=SETTINGS, metrics=metrics, sink=FakeSink(), publisher=None, topics=status,
+        settings=SETTINGS,
+        metrics=metrics,
+        sink=FakeSink(),
+        publisher=None,
+        topics=status,
         started=True,
     )
     with TestClient(Starlette(routes=admin_routes(runtime))) as client:
@@ -93,8 +101,10 @@ async def test_readyz_names_missing_topics_until_they_exist() -> None:
     assert await status.check_once() == 10.0  # unreachable: retry soon
     code, body = readiness(status, metrics)
     assert code == 200
-    assert body["topics"] == {"checked": False, "error": "cannot reach Kafka at kafka:9092: "
-                              "Connection refused"}
+    assert body["topics"] == {
+        "checked": False,
+        "error": "cannot reach Kafka at kafka:9092: Connection refused",
+    }
     assert await status.check_once() == 30.0  # missing: check again later
     code, body = readiness(status, metrics)
     assert code == 503
@@ -114,7 +124,8 @@ async def test_readyz_names_missing_topics_until_they_exist() -> None:
 async def test_missing_topics_on_an_auto_creating_cluster_leave_relay_ready() -> None:
     metrics = RelayMetrics()
     status = TopicStatus(
-        SETTINGS, metrics.topics_missing,
+        SETTINGS,
+        metrics.topics_missing,
         ScriptedCheck(report(("ultracart.order_create",), auto_create=True)),
     )
     await status.run()  # returns: nothing to wait for

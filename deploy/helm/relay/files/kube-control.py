@@ -140,8 +140,9 @@ def sync(store: SecretStore, files: dict[str, Path], synced: dict[str, bytes]) -
     if changes:
         store.write(changes)
         synced.update(changes)
-        print(f"kube-control: Secret {store.name} updated ({', '.join(sorted(changes))})",
-              flush=True)
+        print(
+            f"kube-control: Secret {store.name} updated ({', '.join(sorted(changes))})", flush=True
+        )
 
 
 def stop(child: subprocess.Popen[bytes]) -> None:
@@ -167,10 +168,20 @@ def parse_mapping(items: list[str], what: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secret", required=True, help="the Secret relay's pods mount")
-    parser.add_argument("--file", action="append", default=[], metavar="KEY=PATH",
-                        help="a Secret key kept in sync with a file")
-    parser.add_argument("--derive", action="append", default=[], metavar="KEY=FROM",
-                        help="if KEY is missing, use FROM's only user:password line")
+    parser.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="KEY=PATH",
+        help="a Secret key kept in sync with a file",
+    )
+    parser.add_argument(
+        "--derive",
+        action="append",
+        default=[],
+        metavar="KEY=FROM",
+        help="if KEY is missing, use FROM's only user:password line",
+    )
     parser.add_argument("--api", default="", help="API server URL (default: in-cluster)")
     parser.add_argument("--service-account-dir", type=Path, default=Path(SERVICE_ACCOUNT_DIR))
     parser.add_argument("--interval", type=float, default=1.0)
