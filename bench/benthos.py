@@ -1,6 +1,6 @@
 """The Benthos party: the stock stream processor a user would pick instead of relay.
 
-Benthos v4.27.0, built by ``deploy/tools/install-benthos`` into .cache/tools, configured to
+Benthos v4.27.0, built by ``deploy/tools/install-benthos`` into the tools cache, configured to
 do relay's job as closely as its stock components allow:
 
 - ``http_server`` on relay's intake path; the request's headers arrive as metadata, and a
@@ -31,9 +31,10 @@ import os
 from pathlib import Path
 
 from bench.child import REPO_ROOT
+from tests.support.cache import tools_dir
 
 BINARY_ENV = "BENCH_BENTHOS"
-DEFAULT_BINARY = REPO_ROOT / ".cache" / "tools" / "benthos"
+DEFAULT_BINARY = tools_dir() / "benthos"
 INSTALLER = REPO_ROOT / "deploy" / "tools" / "install-benthos"
 # UltraCart gives up after 30 s; relay's ack deadline is 10 s: the same for Benthos.
 TIMEOUT = "10s"

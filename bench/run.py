@@ -91,7 +91,7 @@ class Run:
     def execute(self) -> dict[str, Any]:
         options = self.options
         # Cached: a second call only compares a hash (deploy/tools/install-benthos).
-        self.progress("checking the Benthos binary (built once, cached in .cache/tools)")
+        self.progress("checking the Benthos binary (built once, cached outside the clone)")
         subprocess.run([str(benthos.INSTALLER)], check=True, stdout=subprocess.DEVNULL)
         try:
             if not self.bootstrap:

@@ -1,10 +1,12 @@
 # Sourced by the scripts in deploy/docker: paths and logging they share.
 # shellcheck shell=bash
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# Everything these scripts build or download is cached here (the repo's .cache is ignored
-# by git and by the Docker build context), so a second run only checks and returns.
-DOCKER_CACHE=${RELAY_DOCKER_CACHE:-$REPO_ROOT/.cache/docker}
-TOOLS_DIR=$REPO_ROOT/.cache/tools
+# Everything these scripts build or download is cached outside the clone (paths.sh), so a
+# second run, from this clone or a fresh one, only checks and returns.
+# shellcheck source=../tools/paths.sh
+source "$REPO_ROOT/deploy/tools/paths.sh"
+DOCKER_CACHE=${RELAY_DOCKER_CACHE:-$RELAY_CACHE_DIR/docker}
+TOOLS_DIR=$RELAY_TOOLS_DIR
 # The compose CLI plugin lives in a project-local DOCKER_CONFIG, so building it never
 # touches ~/.docker or /usr/local/lib; the project's commands point DOCKER_CONFIG here.
 RELAY_DOCKER_CONFIG=$TOOLS_DIR/docker

@@ -24,10 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support.cache import tools_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "deploy" / "helm" / "relay"
-TOOLS_DIR = Path(os.environ.get("RELAY_TOOLS_DIR", REPO_ROOT / ".cache" / "tools"))
-INSTALL_HINT = "run make tools (helm, promql-check and schemas into .cache/tools)"
+TOOLS_DIR = tools_dir()
+INSTALL_HINT = f"run make tools (helm, promql-check and schemas into {TOOLS_DIR})"
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest whose
 # schemas kubernetes-validate bundles; every manifest is checked against both.
@@ -39,7 +41,7 @@ Manifest = dict[str, Any]
 
 
 def find_tool(name: str) -> Path:
-    """``.cache/tools/<name>`` if present, else ``<name>`` on PATH; fail (not skip) if neither."""
+    """``<tools cache>/<name>`` if present, else ``<name>`` on PATH; fail (not skip) if neither."""
     cached = TOOLS_DIR / name
     if cached.is_file() and os.access(cached, os.X_OK):
         return cached
