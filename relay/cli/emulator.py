@@ -7,7 +7,7 @@ import logging
 import os
 
 from relay.cli.conventions import formatted
-from relay.emulator.options import EmulatorOptions
+from relay.emulator.options import BODY_SHAPES, EmulatorOptions
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="consecutive failures before disabling the webhook",
     )
     parser.add_argument(
+        "--body-shape",
+        choices=BODY_SHAPES,
+        default="object",
+        help='delivery body: {"events": [...]} ("object", the sample receiver\'s) or a bare '
+        "array (\"array\", the wiki's); UltraCart's own is unknown",
+    )
+    parser.add_argument(
         "--loopback-only", action="store_true", help="deliver only to 127.0.0.1/localhost (tests)"
     )
     parser.set_defaults(handler=run)
@@ -85,6 +92,7 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         retry_base_seconds=args.retry_base,
         retry_max_seconds=args.retry_max,
         disable_after_failures=args.disable_after,
+        body_shape=args.body_shape,
         loopback_only=args.loopback_only,
     )
 

@@ -1,10 +1,12 @@
 """Deliver queued events to each webhook's URL the way UltraCart does.
 
 One batch at a time per webhook, oldest events first, up to ``maximum_events`` events and
-``maximum_size`` bytes (at least one event). HTTP Basic when the webhook says so. With
-``compress_events`` the body is ``{"events": "<base64 of gzip of the JSON events array>"}``:
-UltraCart's exact envelope is unknown (WEBHOOKS.md section 1), and this is the one relay's
-intake accepts. A non-2xx answer or no answer keeps the batch queued and schedules a retry
+``maximum_size`` bytes (at least one event). HTTP Basic when the webhook says so. The body is
+``{"events": [...]}`` or, with the emulator's ``body_shape = "array"``, the bare array: which
+one UltraCart sends is unknown (WEBHOOKS.md section 1). With ``compress_events`` the events
+array is gzipped and base64-encoded: ``{"events": "<base64>"}``, or ``"<base64>"`` as the
+whole body for the array shape; UltraCart's exact envelope is unknown too, and relay's intake
+accepts both. A non-2xx answer or no answer keeps the batch queued and schedules a retry
 with exponential backoff; enough consecutive failures disable the webhook.
 """
 
@@ -24,6 +26,7 @@ from relay.control.errors import TransportError
 from relay.control.models import HTTPHeader, WebhookLog
 from relay.control.transport import HttpRequest, HttpResponse, Transport, UrllibTransport
 from relay.emulator.envelope import request_id
+from relay.emulator.options import BodyShape
 from relay.emulator.store import EmulatorState, QueuedEvent, StoredWebhook
 
 logger = logging.getLogger(__name__)
@@ -48,12 +51,12 @@ def build_batch(webhook: StoredWebhook) -> list[QueuedEvent]:
     return batch
 
 
-def encode_body(batch: list[QueuedEvent], compress: bool) -> bytes:
+def encode_body(batch: list[QueuedEvent], compress: bool, shape: BodyShape = "object") -> bytes:
     events = json.dumps([{queued.event_name: queued.obj} for queued in batch]).encode()
     if compress:
         packed = base64.b64encode(gzip.compress(events)).decode("ascii")
-        return json.dumps({"events": packed}).encode()
-    return b'{"events":' + events + b"}"
+        return json.dumps(packed if shape == "array" else {"events": packed}).encode()
+    return events if shape == "array" else b'{"events":' + events + b"}"
 
 
 def _headers(pairs: dict[str, str]) -> list[HTTPHeader]:
@@ -91,7 +94,9 @@ class Deliverer:
 
     async def deliver_once(self, webhook: StoredWebhook) -> bool:
         batch = build_batch(webhook)
-        body = encode_body(batch, bool(webhook.settings.get("compress_events")))
+        body = encode_body(
+            batch, bool(webhook.settings.get("compress_events")), self._state.options.body_shape
+        )
         url = str(webhook.settings.get("webhook_url"))
         headers = {"Content-Type": "application/json", "User-Agent": "UltraCart-Emulator/relay"}
         logged_headers = dict(headers)

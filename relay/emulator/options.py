@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+# The two delivery body shapes UltraCart's own sources show (WEBHOOKS.md section 1): the
+# sample receiver's {"events": [...]} and the wiki's top-level array [...].
+BodyShape = Literal["object", "array"]
+BODY_SHAPES: tuple[BodyShape, ...] = ("object", "array")
 
 
 @dataclass(frozen=True)
@@ -24,5 +30,8 @@ class EmulatorOptions:
     disable_after_failures: int = 50
     delivery_timeout_seconds: float = 30.0
     delivery_tick_seconds: float = 0.05
+    # Which shape deliveries take; with compress_events an "array" body is the base64 text
+    # itself, as a top-level JSON string.
+    body_shape: BodyShape = "object"
     # Tests set this so a webhook URL such as https://relay.example.com is never contacted.
     loopback_only: bool = False

@@ -1,15 +1,21 @@
 """UltraCart delivery body -> a validated list of events, or a precise 4xx.
 
-Shape (WEBHOOKS.md section 1): ``{"events": [{"<event_name>": {...object...}}, ...]}``.
-With ``compress_events`` UltraCart gzips then base64-encodes the events; the exact
-envelope is undocumented, so ``"events"`` may also be a base64 string whose content is
-either the events array or the whole ``{"events": [...]}`` document.
+UltraCart's own sources show two shapes (WEBHOOKS.md section 1), and which one it sends
+today is unknown, so both are the same delivery here:
+
+- ``{"events": [{"<event_name>": {...object...}}, ...]}``, as its sample receiver reads it;
+- ``[{"<event_name>": {...object...}}, ...]``, a top-level array, as its wiki documents it.
+
+With ``compress_events`` UltraCart gzips then base64-encodes the events; that envelope is
+undocumented too, so ``"events"`` may be a base64 string, and so may the whole body (a
+top-level JSON string), and what it inflates to may be either shape above.
 
 Each event's object is kept as the exact bytes UltraCart sent (``msgspec.Raw``): msgspec
 checks the whole document's JSON syntax while it skips over the objects, so relay never
 builds Python objects for the event data nor writes them out again. That is what makes
 large expanded orders cheap, and it keeps values byte-for-byte: re-encoding would turn
-``49.950`` into ``49.95`` and a 30-digit integer into a float.
+``49.950`` into ``49.95`` and a 30-digit integer into a float. The same events therefore
+give the same records and ``ce_id``s whichever shape carried them.
 
 Nothing is published unless the whole delivery parses: a delivery is all or nothing.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -41,38 +47,57 @@ class _InnerEnvelope(msgspec.Struct):
     events: _Events
 
 
+# One decoder takes every shape: msgspec tells an object, an array and a string apart by
+# the first byte, so accepting both shapes costs nothing on either.
+_Body = _Envelope | _Events | str
+
 # Decoders are immutable and thread-safe; building one per call would cost more than parsing.
-_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_BODY = msgspec.json.Decoder(_Body)
 _INFLATED = msgspec.json.Decoder(_Events | _InnerEnvelope)
 _ANY = msgspec.json.Decoder()
+
+# The shapes, as ParsedDelivery.shape names them: the two of WEBHOOKS.md, and each of them
+# compressed (base64 of gzip in "events", or as the whole body, a JSON string).
+Shape = Literal["object", "array", "object+gzip-base64", "string+gzip-base64"]
+
+# What a refused body should have looked like, in words a sender's developer can act on.
+SHAPES = 'a JSON object {"events": [...]} or a JSON array [...] of {"<event_name>": {...}}'
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedDelivery:
     events: tuple[Event, ...]
-    compressed: bool
+    # Which shape carried the events: intake logs each the first time it is seen, since
+    # which one UltraCart sends is unknown.
+    shape: Shape
 
 
 def parse_delivery(body: bytes, *, max_events: int, max_inflated_bytes: int) -> ParsedDelivery:
-    envelope = _decode(_ENVELOPE, body, what="request body")
-    events = envelope.events
-    compressed = isinstance(events, str)
-    if isinstance(events, str):
-        events = _inflate_events(events, max_inflated_bytes)
+    document = _decode(_BODY, body, what="request body")
+    shape: Shape
+    if isinstance(document, list):
+        events, shape = document, "array"
+    elif isinstance(document, str):
+        events = _inflate_events(document, max_inflated_bytes, "the body (a JSON string)")
+        shape = "string+gzip-base64"
+    elif isinstance(document.events, str):
+        events = _inflate_events(document.events, max_inflated_bytes, '"events"')
+        shape = "object+gzip-base64"
+    else:
+        events, shape = document.events, "object"
     if len(events) > max_events:
         raise InvalidDelivery(
             f"the delivery holds {len(events)} events; at most {max_events} are accepted",
             code="too_many_events",
         )
     return ParsedDelivery(
-        events=tuple(_event(index, item) for index, item in enumerate(events)),
-        compressed=compressed,
+        events=tuple(_event(index, item) for index, item in enumerate(events)), shape=shape
     )
 
 
-def _inflate_events(text: str, limit: int) -> _Events:
-    raw = gunzip_bounded(b64decode_strict(text, what='"events"'), limit, what='"events"')
-    inner = _decode(_INFLATED, raw, what='decompressed "events"')
+def _inflate_events(text: str, limit: int, where: str) -> _Events:
+    raw = gunzip_bounded(b64decode_strict(text, what=where), limit, what=where)
+    inner = _decode(_INFLATED, raw, what=f"decompressed {where}")
     return inner.events if isinstance(inner, _InnerEnvelope) else inner
 
 
@@ -136,12 +161,15 @@ def _explain_shape(document: Any, *, what: str) -> None:
             raise InvalidDelivery(f"{what} must be a JSON array", code="bad_events")
         _explain_events(document)
         return
+    if isinstance(document, list):
+        _explain_events(document)
+        return
     if not isinstance(document, dict):
-        raise InvalidDelivery(
-            'the body must be a JSON object of the form {"events": [...]}', code="not_an_object"
-        )
+        raise InvalidDelivery(f"the body must be {SHAPES}", code="not_a_delivery")
     if "events" not in document:
-        raise InvalidDelivery('the body has no "events" member', code="missing_events")
+        raise InvalidDelivery(
+            f'the body has no "events" member; send {SHAPES}', code="missing_events"
+        )
     events = document["events"]
     if not isinstance(events, list | str):
         raise InvalidDelivery(

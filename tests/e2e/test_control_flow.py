@@ -15,7 +15,7 @@ import pytest
 
 from relay import cli
 from relay.emulator.app import create_emulator_app
-from relay.emulator.options import EmulatorOptions
+from relay.emulator.options import BODY_SHAPES, BodyShape, EmulatorOptions
 from relay.emulator.recording import Exchange
 from tests.control.contract import Contract
 from tests.support.kafka import consume_all
@@ -27,15 +27,18 @@ SIMPLE_KEY = "e2e-simple-key-0123456789"
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shape", BODY_SHAPES)
 def test_apply_then_reflow_puts_every_item_on_kafka(
     relay: RelayProcess,
     kafka_bootstrap: str,
     topic_prefix: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    shape: BodyShape,
 ) -> None:
     exchanges: list[Exchange] = []
     options = EmulatorOptions(
+        body_shape=shape,
         simple_keys=(SIMPLE_KEY,),
         items=ITEMS,
         orders=3,

@@ -36,11 +36,12 @@ def document(events: list[tuple[str, Any]]) -> dict[str, Any]:
     return {"events": [{name: obj} for name, obj in events]}
 
 
-def compress_events(events: list[tuple[str, Any]], wrapped: bool) -> bytes:
-    """UltraCart's compress_events form: "events" as base64(gzip(JSON))."""
+def compress_events(events: list[tuple[str, Any]], wrapped: bool, bare: bool = False) -> bytes:
+    """UltraCart's compress_events form: "events" as base64(gzip(JSON)), or with ``bare``
+    the base64 text as the whole body (a JSON string), the top-level array's counterpart."""
     inner: Any = document(events) if wrapped else document(events)["events"]
     packed = base64.b64encode(gzip.compress(orjson.dumps(inner))).decode()
-    return orjson.dumps({"events": packed})
+    return orjson.dumps(packed if bare else {"events": packed})
 
 
 def nested(depth: int, leaf: str = "1") -> str:
@@ -59,9 +60,9 @@ def hostile_bodies(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=300))
     if kind == "json":
         return orjson.dumps(draw(json_values))
-    if kind == "shape":  # right syntax, odd structure and names
+    if kind == "shape":  # right syntax, odd structure and names, in either body shape
         events = draw(st.lists(st.dictionaries(odd_names, json_values, max_size=2), max_size=4))
-        return orjson.dumps({"events": events})
+        return orjson.dumps({"events": events} if draw(st.booleans()) else events)
     if kind == "deep":
         depth = draw(st.integers(min_value=1, max_value=1200))
         return ("[" * depth + "]" * depth).encode()
@@ -71,14 +72,15 @@ def hostile_bodies(draw: st.DrawFn) -> bytes:
     if kind == "utf8":  # a string holding bytes that are not UTF-8
         junk = draw(st.binary(min_size=1, max_size=8).filter(_not_utf8))
         return b'{"events":[{"order_create":{"note":"' + junk + b'"}}]}'
-    if kind == "b64":  # compress_events with a broken payload
+    if kind == "b64":  # compress_events with a broken payload, inside "events" or bare
         text = draw(st.text(max_size=60))
-        return orjson.dumps({"events": text})
+        return orjson.dumps({"events": text} if draw(st.booleans()) else text)
     if kind == "bomb":  # compress_events inflating far beyond any limit
         size = draw(st.sampled_from([300_000, 2_000_000]))
         packed = base64.b64encode(gzip.compress(b"[" + b" " * size + b"]")).decode()
         return orjson.dumps({"events": packed})
-    body = bytearray(orjson.dumps(document(draw(valid_events))))
+    valid = document(draw(valid_events))
+    body = bytearray(orjson.dumps(valid if draw(st.booleans()) else valid["events"]))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         if body:
             body[draw(st.integers(min_value=0, max_value=len(body) - 1))] = draw(

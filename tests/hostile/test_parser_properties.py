@@ -35,17 +35,29 @@ def test_hostile_bodies_parse_or_are_refused_precisely(body: bytes) -> None:
     targets.delivery_target(body)
 
 
-@given(valid_events, st.sampled_from(["plain", "compressed", "compressed_wrapped"]))
+FORMS = {
+    "plain": "object",
+    "array": "array",
+    "compressed": "object+gzip-base64",
+    "compressed_wrapped": "object+gzip-base64",
+    "bare_compressed": "string+gzip-base64",
+    "bare_compressed_wrapped": "string+gzip-base64",
+}
+
+
+@given(valid_events, st.sampled_from(sorted(FORMS)))
 def test_valid_deliveries_give_exactly_their_events_in_order(
     events: list[tuple[str, dict[str, Any]]], form: str
 ) -> None:
     if form == "plain":
         body = orjson.dumps(document(events))
+    elif form == "array":
+        body = orjson.dumps(document(events)["events"])
     else:
-        body = compress_events(events, wrapped=form == "compressed_wrapped")
+        body = compress_events(events, wrapped="wrapped" in form, bare=form.startswith("bare"))
     parsed = parse_delivery(body, max_events=100, max_inflated_bytes=1 << 20)
     assert [(e.name, orjson.loads(e.raw)) for e in parsed.events] == events
-    assert parsed.compressed == (form != "plain")
+    assert parsed.shape == FORMS[form]
 
 
 @given(st.lists(st.binary(max_size=200), min_size=1, max_size=3), st.binary(max_size=6))

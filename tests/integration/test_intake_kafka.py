@@ -84,6 +84,40 @@ def test_compressed_deliveries_land_like_plain_ones(relay: RelayProcess, topic_p
     assert len(ids) == 20
 
 
+def test_every_body_shape_gives_the_same_records(relay: RelayProcess, topic_prefix: str) -> None:
+    """{"events": [...]} and a bare array, each plain, gzip-encoded and compress_events'd."""
+    # Written out, not encoded: no JSON encoder would keep 49.950 or the 30-digit integer.
+    array = (
+        b'[{"order_create":{"order_id":"SHAPE-1","total":49.950}},'
+        b'{"item_update":{"merchant_item_id":"SKU-S","big":123456789012345678901234567890}}]'
+    )
+    packed = base64.b64encode(gzip.compress(array)).decode()
+    forms = {
+        "object": (b'{"events":' + array + b"}", {}),
+        "array": (array, {}),
+        "object, gzip": (gzip.compress(b'{"events":' + array + b"}"), {"content-encoding": "gzip"}),
+        "array, gzip": (gzip.compress(array), {"content-encoding": "gzip"}),
+        "object, compress_events": (orjson.dumps({"events": packed}), {}),
+        "array, compress_events": (orjson.dumps(packed), {}),
+    }
+    for name, (body, headers) in forms.items():
+        response = relay.post(body, headers=headers)
+        assert response.status_code == 200, (name, response.text)
+        assert response.json()["events"] == 2
+
+    topics = [topic_prefix + "order_create", topic_prefix + "item_update"]
+    records = consume_all(relay.bootstrap, topics, expected_count=2 * len(forms))
+    assert len(records) == 2 * len(forms)
+    for topic in topics:
+        on_topic = [r for r in records if r.topic == topic]
+        # Identical key, value bytes and ce_id in every form: one event, six deliveries.
+        assert len({(r.key, r.value, r.headers["ce_id"]) for r in on_topic}) == 1
+    assert {r.value for r in records} == {
+        b'{"order_id":"SHAPE-1","total":49.950}',
+        b'{"merchant_item_id":"SKU-S","big":123456789012345678901234567890}',
+    }
+
+
 def test_refused_and_bad_deliveries_publish_no_event(
     relay: RelayProcess, topic_prefix: str
 ) -> None:
@@ -102,6 +136,10 @@ def test_refused_and_bad_deliveries_publish_no_event(
         ),
         (b"x" * (11 * 1024 * 1024), {}, 413),
         (b'{"events": "%%%"}', {}, 400),
+        (b'[{"order_create": {"order_id": "HALF"}}, {"item_update": 1}]', {}, 422),
+        (b'[{"order_create": {"order_id": "HALF"}}, ', {}, 400),
+        (b'"%%%"', {}, 400),
+        (b"[" + b" " * (11 * 1024 * 1024) + b"]", {}, 413),
     ]
     for body, headers, status in bad:
         response = relay.post(body, headers=headers)
