@@ -21,7 +21,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from relay.deadlines import Deadlines
-from relay.events.errors import DeliveryError, RejectedDelivery, Unauthorized, Unavailable
+from relay.events.errors import (
+    DeliveryError,
+    PayloadTooLarge,
+    RejectedDelivery,
+    RequestTimeout,
+    Unauthorized,
+    Unavailable,
+)
 from relay.events.records import Record, RecordBuilder, now_utc
 from relay.events.sink import EventSink
 from relay.intake.basic_auth import BasicCredentials
@@ -76,6 +83,7 @@ class DeliveryEndpoint:
         # Both keys come from bounded sets (outcome codes, catalog labels).
         self._by_outcome: dict[str, tuple[Counter, Histogram]] = {}
         self._event_counters: dict[tuple[str, str], Counter] = {}
+        self._shapes_seen: set[str] = set()
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -109,19 +117,15 @@ class DeliveryEndpoint:
     async def _handle(self, request: Request, delivery_id: str, started: float) -> Response:
         received = now_utc()
         headers = request.headers
-        if self._auth.basic is not None:
-            self._auth.basic.check(headers.get("authorization"))
         body = b""
         records: list[Record] = []
         try:
-            body = await read_body(
-                request, self._intake.max_body_bytes, self._body_timeout, self._deadlines
-            )
+            # Every configured check passes before anything else is looked at: nothing of
+            # an unauthenticated request reaches Kafka, the dead-letter topic included.
+            body = await self._authenticated_body(request, headers)
             self._metrics.payload_bytes.observe(len(body))
             # Checked after reading so that a refused body still reaches the dead-letter topic.
             check_media_type(headers.get("content-type", ""), self._intake)
-            if self._auth.signature is not None:
-                self._auth.signature.verify(headers, body)
             decoded = decode_content_encoding(
                 body, headers.get("content-encoding", ""), self._intake.max_decompressed_bytes
             )
@@ -130,6 +134,7 @@ class DeliveryEndpoint:
                 max_events=self._intake.max_events_per_delivery,
                 max_inflated_bytes=self._intake.max_decompressed_bytes,
             )
+            self._note_shape(delivery.shape)
             records = self._builder.build(delivery.events, delivery_id, received)
             await self._sink.publish(records, self._remaining(started))
         except RejectedDelivery as exc:
@@ -143,6 +148,38 @@ class DeliveryEndpoint:
         return json_response(
             200, {"status": "ok", "delivery_id": delivery_id, "events": len(records)}
         )
+
+    async def _authenticated_body(self, request: Request, headers: Headers) -> bytes:
+        """The body of a request that passed every configured check; ``Unauthorized`` if not.
+
+        Basic is checked before the body is read. A signature covers the body, so its
+        headers are checked first and the HMAC once the body is in; a body that cannot be
+        read in full within the limits cannot be verified, and is refused as
+        unauthenticated rather than dead-lettered.
+        """
+        if self._auth.basic is not None:
+            self._auth.basic.check(headers.get("authorization"))
+        if self._auth.signature is None:
+            return await self._read(request)
+        signed = self._auth.signature.check_headers(headers)
+        try:
+            body = await self._read(request)
+        except (PayloadTooLarge, RequestTimeout):
+            raise Unauthorized("unverifiable") from None
+        signed.verify(body)
+        return body
+
+    async def _read(self, request: Request) -> bytes:
+        return await read_body(
+            request, self._intake.max_body_bytes, self._body_timeout, self._deadlines
+        )
+
+    def _note_shape(self, shape: str) -> None:
+        # Which body shape UltraCart sends is unknown (WEBHOOKS.md section 1): say once per
+        # process which ones arrive, so an operator can settle it from the logs.
+        if shape not in self._shapes_seen:
+            self._shapes_seen.add(shape)
+            logger.info("first delivery in this body shape", extra={"shape": shape})
 
     def _count_events(self, records: list[Record], outcome: str) -> None:
         # One update per event type rather than per event: a delivery may hold thousands.

@@ -41,7 +41,12 @@ class SignatureVerifier:
         self._tolerance = tolerance_seconds
         self._clock = clock
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+    def check_headers(self, headers: Mapping[str, str]) -> SignedRequest:
+        """What can be checked before the body is read: the headers and the timestamp.
+
+        Raises ``Unauthorized`` at once for a request that cannot pass, so its body is
+        never read; the HMAC itself needs the body (``SignedRequest.verify``).
+        """
         message_id = headers.get("webhook-id")
         timestamp = headers.get("webhook-timestamp")
         signatures = headers.get("webhook-signature")
@@ -54,7 +59,6 @@ class SignatureVerifier:
         if abs(self._clock() - sent_at) > self._tolerance:
             # Outside the window a captured request could be replayed.
             raise Unauthorized("stale_timestamp")
-        signed = b".".join((message_id.encode(), timestamp.encode(), body))
         candidates = []
         for token in signatures.split():
             version, _, value = token.partition(",")
@@ -63,10 +67,31 @@ class SignatureVerifier:
                     candidates.append(base64.b64decode(value, validate=True))
                 except (binascii.Error, ValueError):
                     continue
+        if not candidates:
+            raise Unauthorized("bad_signature")
+        return SignedRequest(
+            self._keys, message_id.encode() + b"." + timestamp.encode() + b".", candidates
+        )
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        self.check_headers(headers).verify(body)
+
+
+class SignedRequest:
+    """A request whose signature headers are well formed, waiting for its body."""
+
+    def __init__(self, keys: list[bytes], prefix: bytes, candidates: list[bytes]) -> None:
+        self._keys = keys
+        self._prefix = prefix
+        self._candidates = candidates
+
+    def verify(self, body: bytes) -> None:
+        signed = self._prefix + body
         matched = False
         for key in self._keys:
             expected = hmac.new(key, signed, hashlib.sha256).digest()
-            for candidate in candidates:
+            for candidate in self._candidates:
+                # No early exit: every candidate is compared against every key.
                 matched |= hmac.compare_digest(expected, candidate)
         if not matched:
             raise Unauthorized("bad_signature")
