@@ -29,7 +29,8 @@ help:
 	@echo 'make schemas       regenerate relay/consumers/schemas from ultracart-rest-sdk'
 	@echo 'make install       create $(VENV) and install relay with its dev extras'
 	@echo 'make tools         build or fetch what the deploy tests run (helm, promtool,'
-	@echo '                   promql-check, schemas) into .cache/tools; make test does this itself'
+	@echo '                   promql-check, benthos, ajv, the UltraCart SDK venv) into ~/.cache/relay;'
+	@echo '                   make test does this itself'
 	@echo 'make bench         benchmark relay against its ceilings and Benthos (~50 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
@@ -55,10 +56,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
 	touch $@
 
-# Cached: a second run checks versions and returns in about a second; cold it builds helm
-# and promql-check from the Go module proxy (4 to 6 minutes on 2 cores).
-tools:
+# Cached outside the clone (deploy/tools/paths.sh): a second run, from any clone, checks
+# versions and returns in seconds; cold it builds helm, promtool, promql-check and Benthos
+# from the Go module proxy (15 minutes on 2 cores), installs ajv from npm and the UltraCart
+# SDK venv the schema tests read (tools/generate_schemas.py --install-sdk).
+tools: $(STAMP)
 	deploy/tools/install
+	$(BIN)/python tools/generate_schemas.py --install-sdk >/dev/null
 
 # The Dockerfile installs exactly these; tests/deploy fails when pyproject.toml's
 # dependencies change and the lock was not regenerated.
@@ -70,7 +74,7 @@ test-compose: $(STAMP)
 	$(BIN)/pytest tests/compose $(PYTEST_ARGS)
 
 # The consumers' JSON Schemas (relay/consumers/schemas) from UltraCart's Python SDK, which
-# is installed into .cache/ultracart-sdk only for this; commit the result.
+# is installed into a venv in the cache outside the clone only for this; commit the result.
 schemas: $(STAMP)
 	$(BIN)/python tools/generate_schemas.py
 

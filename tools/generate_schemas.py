@@ -4,12 +4,15 @@ A development tool, never imported by relay: ``make schemas`` runs it. The SDK
 (``ultracart-rest-sdk`` on PyPI, openapi-generator output) carries every model's fields and
 their types in ``openapi_types``; typing them by hand would drift from UltraCart.
 
-The SDK goes into a throwaway venv under .cache/ (it is not a dependency of relay or of its
-dev extras); this script then runs itself again with that venv's Python (``--walk``) to
+The SDK goes into a throwaway venv in the cache outside the clone (tests/support/cache.py;
+it is not a dependency of relay or of its dev extras); this script then runs itself again with that venv's Python (``--walk``) to
 read the models, and writes one file per model plus ``index.json`` (event -> model) into
 relay/consumers/schemas/.
 
-    python tools/generate_schemas.py [--sdk-version V] [--out DIR] [--check]
+    python tools/generate_schemas.py [--sdk-version V] [--out DIR] [--check | --install-sdk]
+
+Recursive models (an Order's customer_profile holds the customer's orders) refer to their
+own document's root as ``#``: every ``$ref`` of a shipped schema resolves inside it.
 """
 
 from __future__ import annotations
@@ -54,8 +57,16 @@ def main() -> int:
         action="store_true",
         help="compare with --out instead of writing; exit 1 on a difference",
     )
+    parser.add_argument(
+        "--install-sdk",
+        action="store_true",
+        help="only make the SDK venv (make tools does, for the schema tests) and print its python",
+    )
     parser.add_argument("--walk", nargs="+", metavar="MODEL", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.install_sdk:
+        print(sdk_python(args.sdk_version))
+        return 0
     if args.walk:
         json.dump(walk_models(args.walk), sys.stdout)
         return 0
@@ -69,7 +80,10 @@ def main() -> int:
 
 def sdk_python(version: str) -> Path:
     """A venv with just the SDK (and its two dependencies), made once per version."""
-    home = REPO / ".cache" / "ultracart-sdk" / version
+    sys.path.insert(0, str(REPO))
+    from tests.support.cache import cache_dir
+
+    home = cache_dir() / "ultracart-sdk" / version
     python = home / "bin" / "python"
     stamp = home / ".installed"
     if not stamp.exists():
@@ -133,12 +147,31 @@ def model_schema(model: str, walked: dict[str, Any], version: str) -> dict[str, 
             "model, so no field is typed; any JSON object is valid.",
             "type": "object",
         }
-    defs = {name: models[name] for name in sorted(reachable(model, models)) if name != model}
-    schema = {"$schema": DIALECT, **models[model]}
+    defs = {
+        name: to_root(models[name], model)
+        for name in sorted(reachable(model, models))
+        if name != model
+    }
+    schema = {"$schema": DIALECT, **to_root(models[model], model)}
     schema["description"] = f"UltraCart {model}, from ultracart-rest-sdk {version}."
     if defs:
         schema["$defs"] = defs
     return schema
+
+
+def to_root(node: Any, root: str) -> Any:
+    """``node`` with every reference to ``root`` pointing at the document itself (``#``).
+
+    The root model is the document, not one of its ``$defs``: a ``#/$defs/<root>`` would
+    dangle, and validators refuse (or crash on) a schema with a dangling reference.
+    """
+    if isinstance(node, dict):
+        if node.get("$ref") == f"#/$defs/{root}":
+            return {**node, "$ref": "#"}
+        return {key: to_root(value, root) for key, value in node.items()}
+    if isinstance(node, list):
+        return [to_root(item, root) for item in node]
+    return node
 
 
 def reachable(root: str, models: dict[str, Any]) -> set[str]:

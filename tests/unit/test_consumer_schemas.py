@@ -4,8 +4,6 @@ that a wrongly typed field fails."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +104,30 @@ def test_schemas_cli_lists_shows_and_exports(tmp_path: Path) -> None:
     assert exported == SchemaStore.load().schema("order_ship")
 
 
-def _sdk_installed() -> bool:
-    version = SchemaStore.load().sdk_version
-    return (REPO_ROOT / ".cache" / "ultracart-sdk" / version / ".installed").exists()
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for item in node for ref in _references(item)]
+    return []
 
 
-@pytest.mark.skipif(
-    not _sdk_installed(), reason="the SDK venv is not cached (make schemas makes it)"
-)
-def test_committed_schemas_match_a_fresh_generation() -> None:
-    result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_every_reference_resolves_inside_its_schema() -> None:
+    """Self-contained: each $ref is the root (#) or one of the document's own $defs.
+
+    (ajv and the SDK's objects check the same in tests/schemas, which needs make tools.)
+    """
+    store = SchemaStore.load()
+    roots = 0
+    for entry in store.events():
+        schema = store.schema(entry.event)
+        defs = set(schema.get("$defs", {}))
+        for ref in _references(schema):
+            roots += ref == "#"
+            assert ref == "#" or ref.removeprefix("#/$defs/") in defs, (entry.event, ref)
+        # The root model is the document; it is never one of its own $defs.
+        assert entry.model not in defs, entry.event
+    # Order (orders, quotes and customer_profile) and Customer (orders' customer_profile)
+    # are recursive: their documents point back at their own root.
+    assert roots > 0
