@@ -5,9 +5,9 @@ A development tool, never imported by relay: ``make schemas`` runs it. The SDK
 their types in ``openapi_types``; typing them by hand would drift from UltraCart.
 
 The SDK goes into a throwaway venv in the cache outside the clone (tests/support/cache.py;
-it is not a dependency of relay or of its dev extras); this script then runs itself again with that venv's Python (``--walk``) to
-read the models, and writes one file per model plus ``index.json`` (event -> model) into
-relay/consumers/schemas/.
+it is not a dependency of relay or of its dev extras); this script then runs itself again
+with that venv's Python (``--walk``) to read the models, and writes one file per model plus
+``index.json`` (event -> model) into relay/consumers/schemas/.
 
     python tools/generate_schemas.py [--sdk-version V] [--out DIR] [--check | --install-sdk]
 

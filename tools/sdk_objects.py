@@ -71,7 +71,9 @@ class Builder:
         limits = cls.validations.get((attribute,), {})
         return self._of_type(types, level, attribute, limits)
 
-    def _of_type(self, types: tuple[Any, ...], level: int, name: str, limits: dict[str, Any]) -> Any:
+    def _of_type(
+        self, types: tuple[Any, ...], level: int, name: str, limits: dict[str, Any]
+    ) -> Any:
         from ultracart.model_utils import OpenApiModel, none_type
 
         chosen = next((t for t in types if t is not none_type), none_type)
