@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relay.events.records import Record
-from relay.serving.app import admin_routes, build_runtime
+from relay.serving.app import Intake, admin_routes, build_runtime
 from relay.settings import Settings
 
 _OK = b'{"status":"ok"}'
@@ -32,7 +32,7 @@ class _NoSink:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
-Hook = Callable[[], None]
+Hook = Callable[[], Awaitable[None]]
 
 
 def reference_app(
@@ -41,30 +41,29 @@ def reference_app(
     *,
     on_start: Hook | None = None,
     on_stop: Hook | None = None,
-) -> Starlette:
+) -> Intake:
     """``handle`` on relay's intake path, on a relay Runtime so that relay's servers (probes,
-    drain, workers) run it unchanged. Shared by the bare app and the bridge floor."""
+    drain, workers) run it unchanged, its state changed the way relay's lifespan changes it.
+    Shared by the bare app and the bridge floor."""
     runtime = build_runtime(settings, _NoSink())
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if on_start is not None:
-            on_start()
-        runtime.started = True
+            await on_start()
+        runtime.mark_started()
         yield
-        runtime.draining = True
+        runtime.begin_drain()
         if on_stop is not None:
-            on_stop()
+            await on_stop()
 
     routes = [Route(settings.intake.path, handle, methods=["POST"])]
     if settings.server.admin_port == 0:
         routes.extend(admin_routes(runtime))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.runtime = runtime
-    return app
+    return Intake(Starlette(routes=routes, lifespan=lifespan), runtime)
 
 
-def create_bare_app(settings: Settings) -> Starlette:
+def create_bare_app(settings: Settings) -> Intake:
     async def handle(request: Request) -> Response:
         await request.body()
         return Response(_OK, media_type="application/json")

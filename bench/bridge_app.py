@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,6 +29,7 @@ from bench.producer import build_deliveries
 from relay.events.records import Record
 from relay.kafka.client_config import producer_config
 from relay.kafka.delivery_reports import LoopPoller
+from relay.serving.app import Intake
 from relay.settings import Settings
 
 BODIES_FILE_ENV = "BENCH_BODIES_FILE"
@@ -64,7 +64,7 @@ class _MinimalBridge:
         self._wake_pending = False
         self._lock = threading.Lock()
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._producer = Producer(self._config)
         if self._ack_path in ("thread", "thread-batched"):
             self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
@@ -73,9 +73,9 @@ class _MinimalBridge:
             self._loop_poller = LoopPoller(self._producer, lambda: self._pending > 0)
             self._loop_poller.start(asyncio.get_running_loop())
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self._loop_poller is not None:
-            self._loop_poller.stop()
+            await self._loop_poller.stop()
         if self._producer is not None:
             self._producer.flush(10)
         self._stop.set()
@@ -153,7 +153,7 @@ class _MinimalBridge:
         return await done
 
 
-def create_bridge_app(settings: Settings) -> Starlette:
+def create_bridge_app(settings: Settings) -> Intake:
     bodies = Path(os.environ[BODIES_FILE_ENV]).read_bytes().splitlines()
     bodies = [body for body in bodies if body]
     by_body = dict(zip(bodies, build_deliveries(settings, bodies), strict=True))

@@ -21,7 +21,12 @@ DEFAULT_RESOLUTION = 0.1
 
 
 class Deadlines:
-    """One per app; all its waits share the sweeping timer. Event-loop thread only."""
+    """One per app (the Runtime's, shared by the endpoint's body reads and the publisher's
+    acknowledgement waits); all its waits share the sweeping timer. Event-loop thread only.
+
+    A task holds at most one guard at a time: they are keyed by task, so a nested guard
+    is refused rather than silently ending the outer one.
+    """
 
     def __init__(self, resolution: float = DEFAULT_RESOLUTION) -> None:
         self._resolution = resolution
@@ -34,6 +39,8 @@ class Deadlines:
         return _Guard(self, seconds)
 
     def _add(self, task: asyncio.Task[object], seconds: float) -> None:
+        if task in self._waits:
+            raise RuntimeError("this task already waits under a deadline of these Deadlines")
         loop = task.get_loop()
         self._waits[task] = loop.time() + seconds
         if self._sweeper is None:

@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -31,13 +30,6 @@ logger = logging.getLogger(__name__)
 # delivery skips base64 and hashing. Bounded: emptied when full (a flood of distinct valid
 # values is not a thing) and whenever the credentials file is reloaded.
 _ACCEPTED_CACHE_SIZE = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """A sender whose credentials matched; only the user name is kept, for logs."""
-
-    username: str
 
 
 def _digest(pair: bytes) -> bytes:
@@ -64,7 +56,7 @@ class BasicCredentials:
         self._reload_interval = reload_interval
         self._clock = clock
         self._from_file: list[bytes] = []
-        self._accepted: dict[str, Caller] = {}
+        self._accepted: set[str] = set()
         self._file_stamp: tuple[int, int] | None = None
         self._next_check = 0.0
         self._reloaded = reloads.labels(outcome="ok") if reloads is not None else None
@@ -84,7 +76,7 @@ class BasicCredentials:
         self._from_file = [_digest(p.reveal().encode()) for p in pairs]
         self._file_stamp = (stat.st_mtime_ns, stat.st_size)
         # A pair removed from the file must stop working at once.
-        self._accepted = {}
+        self._accepted = set()
 
     def _maybe_reload(self) -> None:
         if self._file is None:
@@ -111,16 +103,19 @@ class BasicCredentials:
                 extra={"error": type(exc).__name__},
             )
 
-    def check(self, authorization: str | None) -> Caller:
+    def check(self, authorization: str | None) -> None:
+        """Return if ``authorization`` holds an accepted pair; raise ``Unauthorized`` if not.
+
+        Nothing about the sender is returned: nothing would read it.
+        """
         self._maybe_reload()
         if not authorization:
             raise Unauthorized("missing")
         # A dict lookup hashes the whole value before comparing anything, so a miss takes
         # no longer for a near-correct value than for a wrong one; misses then get the
         # constant-time check below.
-        known = self._accepted.get(authorization)
-        if known is not None:
-            return known
+        if authorization in self._accepted:
+            return
         scheme, _, encoded = authorization.partition(" ")
         if scheme.lower() != "basic" or not encoded:
             raise Unauthorized("malformed")
@@ -137,12 +132,9 @@ class BasicCredentials:
             matched |= hmac.compare_digest(provided, expected)
         if not matched:
             raise Unauthorized("bad_credentials")
-        username = decoded.split(b":", 1)[0].decode("utf-8", "replace")
-        caller = Caller(username=username)
         if len(self._accepted) >= _ACCEPTED_CACHE_SIZE:
-            self._accepted = {}
-        self._accepted[authorization] = caller
-        return caller
+            self._accepted = set()
+        self._accepted.add(authorization)
 
 
 def file_mode_is_private(path: str) -> bool:

@@ -65,6 +65,7 @@ class DeliveryEndpoint:
         builder: RecordBuilder,
         sink: EventSink,
         metrics: RelayMetrics,
+        deadlines: Deadlines,
     ) -> None:
         self._intake = settings.intake
         self._body_timeout = settings.server.body_timeout_seconds
@@ -74,7 +75,7 @@ class DeliveryEndpoint:
         self._builder = builder
         self._sink = sink
         self._metrics = metrics
-        self._deadlines = Deadlines()
+        self._deadlines = deadlines
         # Delivery ids: 64 random bits per app, then a counter. Unique across workers and
         # restarts like a random id, without a getrandom() system call per delivery.
         self._id_prefix = os.urandom(8).hex()

@@ -51,7 +51,9 @@ class LoopPoller:
         self._loop = loop
         self._handle = loop.call_later(_IDLE_SECONDS, self._run)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop polling. On the loop's own thread, as everything else here: a handle may
+        only be cancelled there."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -98,10 +100,11 @@ class ThreadPoller:
         self._thread = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
+        """Stop the thread and wait for it, off the loop (the join may take a poll's 50 ms)."""
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(5.0)
+            await asyncio.to_thread(self._thread.join, 5.0)
 
     def kick(self) -> None:
         """The thread is always polling; nothing to do."""

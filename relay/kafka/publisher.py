@@ -41,10 +41,12 @@ _RECORD_OVERHEAD = 1024
 
 
 class _Batch:
-    """Counts one delivery's acknowledgements on the poll thread; completes on the loop.
+    """Counts one delivery's acknowledgements where the producer is polled; completes on the loop.
 
-    No lock: only the poll thread writes ``acked``, and ``expected`` changes (on the event
-    loop) only when producing stopped short. Each side writes first and compares after, so
+    Polled on the loop (the default), everything happens on the loop's thread. Polled from
+    a poll thread (or by ``flush`` at shutdown), no lock is needed either: only the polling
+    thread writes ``acked``, and ``expected`` changes (on the event loop) only when
+    producing stopped short. Each side writes first and compares after, so
     whichever runs last sees both values and completes the batch; completing twice is
     harmless.
     """
@@ -109,7 +111,11 @@ class KafkaPublisher:
         max_inflight_events: int,
         metrics: RelayMetrics,
         delivery_reports: str = "loop",
+        *,
+        deadlines: Deadlines | None = None,
     ) -> None:
+        """``deadlines``: the app's (relay.serving.app shares one per app); a tool that
+        publishes outside an app gets its own."""
         self._config = dict(config)
         self._config["stats_cb"] = self._on_stats
         self._config["error_cb"] = self._on_error
@@ -127,7 +133,7 @@ class KafkaPublisher:
         self._poll_on_loop = delivery_reports == "loop"
         self._poller: LoopPoller | ThreadPoller | None = None
         self._ready = False
-        self._deadlines = Deadlines()
+        self._deadlines = deadlines if deadlines is not None else Deadlines()
 
     @property
     def ready(self) -> bool:
@@ -167,7 +173,9 @@ class KafkaPublisher:
         # flush() polls on its own thread; _Batch hands completions back to the loop.
         remaining: int = await asyncio.to_thread(producer.flush, flush_timeout)
         if self._poller is not None:
-            await asyncio.to_thread(self._poller.stop)
+            # On the loop: a LoopPoller's handles belong to it; a ThreadPoller joins its
+            # thread off the loop.
+            await self._poller.stop()
         if remaining:
             logger.error(
                 "producer closed with unacknowledged records", extra={"records": remaining}
@@ -273,8 +281,9 @@ class KafkaPublisher:
         self._ready = ready
         self._metrics.kafka_ready.set(1 if ready else 0)
 
-    # librdkafka callbacks, on the poll thread. Plain attribute writes and prometheus
-    # updates are safe there; nothing here touches the event loop.
+    # librdkafka callbacks, on whichever thread polls (the loop's by default, the poll
+    # thread or flush()'s otherwise). Plain attribute writes and prometheus updates are
+    # safe on any of them; nothing here touches the event loop.
 
     def _on_stats(self, raw: str) -> None:
         stats = orjson.loads(raw)

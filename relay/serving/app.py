@@ -1,7 +1,9 @@
-"""Application assembly: ``create_app(settings)`` builds intake, ``create_admin_app`` the probes.
+"""Application assembly: ``build_intake(settings)`` builds intake, ``create_admin_app`` the probes.
 
 Everything an app needs is built here from its settings and held by that app alone (no
-module-level state), so tests can build as many apps as they like side by side.
+module-level state), so tests can build as many apps as they like side by side. What the
+servers need from it comes back as one typed value, ``Intake``: the ASGI app and the
+``Runtime`` whose state the probes read and the shutdown changes.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from relay.control.status_poller import start_status_poller
+from relay.deadlines import Deadlines
 from relay.events.records import RecordBuilder
 from relay.events.routing import KeyPicker, TopicRouter
 from relay.events.sink import EventSink
@@ -38,39 +41,68 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """What one relay instance owns; shared by its intake app and its admin app."""
+    """What one relay instance owns; shared by its intake app and its admin app.
+
+    It is also the one owner of the instance's life-cycle state: ``started`` and
+    ``draining`` change only through ``mark_started`` and ``begin_drain``, which the
+    lifespan, the signal handler and the benchmark's reference apps all call.
+    """
 
     settings: Settings
     metrics: RelayMetrics
     sink: EventSink
     publisher: KafkaPublisher | None
+    # Every deadline-bound wait of this instance (body reads, acknowledgements): one timer.
+    deadlines: Deadlines
     spool: SpoolingSink | None = None
     # The start-up topic check (with Kafka only); None when there is none.
     topics: TopicStatus | None = None
-    started: bool = False
-    draining: bool = False
+    _started: bool = field(default=False, init=False)
     # monotonic() time by which the whole drain must be over; set when a stop is requested.
-    drain_deadline: float | None = None
+    _drain_deadline: float | None = field(default=None, init=False)
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_deadline is not None
 
     @property
     def ready(self) -> bool:
         topics_missing = self.topics is not None and self.topics.blocking
-        return self.started and not self.draining and self.sink.ready and not topics_missing
+        return self._started and not self.draining and self.sink.ready and not topics_missing
+
+    def mark_started(self) -> None:
+        """Start-up is over: /readyz may say ready (once the sink is too)."""
+        self._started = True
 
     def begin_drain(self) -> None:
-        """Turn /readyz to 503 and start the one clock the whole shutdown runs against."""
-        if self.drain_deadline is None:
-            self.drain_deadline = time.monotonic() + self.settings.server.shutdown_grace_seconds
-        self.draining = True
+        """Turn /readyz to 503 and start the one clock the whole shutdown runs against.
+
+        Called by the signal handler and again by the lifespan; the first call sets the clock.
+        """
+        if self._drain_deadline is None:
+            self._drain_deadline = time.monotonic() + self.settings.server.shutdown_grace_seconds
 
     def drain_seconds_left(self) -> float:
         """What remains of shutdown_grace_seconds, so the pod's grace period bounds it all.
 
         At least a second, so a producer always gets a last chance to flush.
         """
-        if self.drain_deadline is None:
+        if self._drain_deadline is None:
             return self.settings.server.shutdown_grace_seconds
-        return max(1.0, self.drain_deadline - time.monotonic())
+        return max(1.0, self._drain_deadline - time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What the servers run: the intake ASGI app (its lifespan starts and stops ``runtime``)
+    and the runtime, for the probes, the drain and the metrics of refused requests."""
+
+    app: Starlette
+    runtime: Runtime
 
 
 def build_auth(settings: Settings, metrics: RelayMetrics) -> IntakeAuth:
@@ -96,6 +128,7 @@ def build_auth(settings: Settings, metrics: RelayMetrics) -> IntakeAuth:
 def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
     metrics = RelayMetrics()
     export_limits(metrics.limits, settings)
+    deadlines = Deadlines()
     publisher = None
     if sink is None:
         publisher = KafkaPublisher(
@@ -103,6 +136,7 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
             settings.intake.max_inflight_events,
             metrics,
             settings.kafka.delivery_reports,
+            deadlines=deadlines,
         )
         sink = publisher
     spool = None
@@ -116,6 +150,7 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
         metrics=metrics,
         sink=sink,
         publisher=publisher,
+        deadlines=deadlines,
         spool=spool,
         topics=topics,
     )
@@ -129,8 +164,8 @@ def export_limits(limits: LimitGauges, settings: Settings) -> None:
     limits.spool_max_bytes.set(settings.spool.max_bytes if settings.spool.enabled else 0)
 
 
-def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
-    """The intake app. ``sink`` replaces Kafka for pure-logic tests only."""
+def build_intake(settings: Settings, *, sink: EventSink | None = None) -> Intake:
+    """The intake app and its runtime. ``sink`` replaces Kafka for pure-logic tests only."""
     runtime = build_runtime(settings, sink)
     endpoint = DeliveryEndpoint(
         settings,
@@ -138,6 +173,7 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
         RecordBuilder(TopicRouter(settings.topics), KeyPicker(settings.keys), settings.cloudevents),
         runtime.sink,
         runtime.metrics,
+        runtime.deadlines,
     )
 
     @asynccontextmanager
@@ -148,7 +184,7 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
             await runtime.publisher.start(2.0 if runtime.spool is not None else 10.0)
         if runtime.spool is not None:
             await runtime.spool.start()
-        runtime.started = True
+        runtime.mark_started()
         logger.info("relay intake started", extra={"path": settings.intake.path})
         poller = start_status_poller(settings.ultracart, runtime.metrics.registry)
         # In the background: start-up does not wait for the answer (see relay.kafka.topic_status).
@@ -175,9 +211,12 @@ def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlett
     routes = [Route(settings.intake.path, endpoint.handle, methods=["POST"])]
     if settings.server.admin_port == 0:
         routes.extend(admin_routes(runtime))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.runtime = runtime
-    return app
+    return Intake(Starlette(routes=routes, lifespan=lifespan), runtime)
+
+
+def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:
+    """The intake app alone, for tests that drive it through ASGI (``TestClient``)."""
+    return build_intake(settings, sink=sink).app
 
 
 def readiness_of(runtime: Runtime) -> Readiness:
@@ -205,7 +244,6 @@ def admin_routes(runtime: Runtime) -> list[Route]:
     return probe_routes(runtime.metrics.registry, readiness_of(runtime))
 
 
-def create_admin_app(intake_app: Starlette) -> Starlette:
-    """Metrics and probes for ``intake_app``, to serve on the separate admin port."""
-    runtime: Runtime = intake_app.state.runtime
+def create_admin_app(runtime: Runtime) -> Starlette:
+    """Metrics and probes of ``runtime``, to serve on the separate admin port."""
     return Starlette(routes=admin_routes(runtime))

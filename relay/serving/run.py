@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from relay.serving.app import create_app
+from relay.serving.app import build_intake
 from relay.serving.server import AppFactory, Servers, event_loop_runner
 from relay.serving.supervisor import supervise
 from relay.settings import Settings
 
 
-def serve(settings: Settings, app_factory: AppFactory = create_app) -> int:
+def serve(settings: Settings, app_factory: AppFactory = build_intake) -> int:
     if settings.server.workers > 1:
         return supervise(settings, app_factory)
     servers = Servers(settings, app_factory)

@@ -24,16 +24,17 @@ import uvicorn
 from starlette.applications import Starlette
 
 from relay.metrics import RelayMetrics, TlsMetrics
-from relay.serving.app import Runtime, create_admin_app, create_app
+from relay.serving.app import Intake, Runtime, build_intake, create_admin_app
 from relay.serving.http_guard import guarded_http_protocol
 from relay.serving.tls import MINIMUM_VERSION, CertificateReloader
 from relay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Builds the intake app from settings: ``create_app`` in production; the benchmark passes a
-# bare app to measure the server stack's own ceiling under exactly the same server code.
-AppFactory = Callable[[Settings], Starlette]
+# Builds the intake app and its runtime from settings: ``build_intake`` in production; the
+# benchmark passes its reference apps to measure the stack's own ceiling under exactly the
+# same server code. A module-level function: worker processes are spawned with it.
+AppFactory = Callable[[Settings], Intake]
 
 
 def server_config(
@@ -95,15 +96,16 @@ class Servers:
     def __init__(
         self,
         settings: Settings,
-        app_factory: AppFactory = create_app,
+        app_factory: AppFactory = build_intake,
         *,
         sockets: Sequence[socket.socket] | None = None,
         admin: bool = True,
         signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
     ) -> None:
         self.settings = settings
-        self.app = app_factory(settings)
-        self.runtime: Runtime = self.app.state.runtime
+        intake = app_factory(settings)
+        self.app = intake.app
+        self.runtime: Runtime = intake.runtime
         self.intake = uvicorn.Server(
             server_config(self.app, settings, metrics=self.runtime.metrics)
         )
@@ -121,7 +123,7 @@ class Servers:
         self.admin: uvicorn.Server | None = None
         if admin and settings.server.admin_port:
             self.admin = uvicorn.Server(
-                server_config(create_admin_app(self.app), settings, admin=True)
+                server_config(create_admin_app(self.runtime), settings, admin=True)
             )
 
     def _adopt_tls(self) -> CertificateReloader:

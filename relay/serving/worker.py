@@ -1,6 +1,6 @@
 """One intake worker process of a multi-process relay (see ``relay.serving.supervisor``).
 
-A worker is a whole relay intake (its own app, producer and poll thread) serving the
+A worker is a whole relay intake (its own app, runtime and producer) serving the
 listening socket the supervisor passes it. It has no admin server: it reports its state
 through a shared-memory slot the supervisor reads, and its metrics through
 prometheus_client's multiprocess files. It stops on SIGTERM from the supervisor, or by

@@ -15,6 +15,14 @@ from tests.support.relay import CREDENTIALS, RelayProcess
 
 pytestmark = pytest.mark.kafka
 
+
+@pytest.fixture(params=["loop", "thread"])
+def relay_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Both acknowledgement paths (relay.kafka.delivery_reports) against the real broker:
+    the default loop polling and the poll thread give the same records and answers."""
+    return {"RELAY_KAFKA__DELIVERY_REPORTS": str(request.param)}
+
+
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "ultracart"
 
 

@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from relay.serving.app import create_admin_app, create_app
+from relay.serving.app import build_intake, create_admin_app, create_app
 from relay.settings import ServerSettings, Settings
 from tests.fakes import FakeSink
 
@@ -56,11 +56,11 @@ def test_admin_is_on_its_own_port_by_default() -> None:
     defaults = ServerSettings()
     assert defaults.admin_port not in (0, defaults.port)
     settings = Settings.from_mapping({"auth": AUTH_MODES["basic"]})
-    intake_app = create_app(settings, sink=FakeSink())
-    assert {r.path for r in routes_of(intake_app)} == {settings.intake.path}
-    with TestClient(intake_app) as client:
+    intake = build_intake(settings, sink=FakeSink())
+    assert {r.path for r in routes_of(intake.app)} == {settings.intake.path}
+    with TestClient(intake.app) as client:
         for path in ADMIN_PATHS:
             assert client.get(path).status_code == 404, path
-    admin_app = create_admin_app(intake_app)
+    admin_app = create_admin_app(intake.runtime)
     assert {r.path for r in routes_of(admin_app)} == ADMIN_PATHS
     assert all(r.methods == {"GET", "HEAD"} for r in routes_of(admin_app))

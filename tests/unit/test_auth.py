@@ -26,8 +26,8 @@ class FakeClock:
 
 def test_any_configured_pair_is_accepted() -> None:
     creds = BasicCredentials([Secret("old:one"), Secret("new:two")])
-    assert creds.check(basic("old:one")).username == "old"
-    assert creds.check(basic("new:two")).username == "new"
+    creds.check(basic("old:one"))
+    creds.check(basic("new:two"))
 
 
 @pytest.mark.parametrize(
@@ -55,17 +55,17 @@ def test_credentials_file_is_reloaded_when_it_changes(tmp_path: Path) -> None:
     path.write_text("# rotation\nfirst:pw1\n")
     clock = FakeClock()
     creds = BasicCredentials([], str(path), reload_interval=2.0, clock=clock)
-    assert creds.check(basic("first:pw1")).username == "first"
+    creds.check(basic("first:pw1"))
     path.write_text("first:pw1\nsecond:pw2\n")
     os.utime(path, ns=(1, 1))  # a distinct mtime even on coarse filesystems
     clock.now += 2.5
-    assert creds.check(basic("second:pw2")).username == "second"
+    creds.check(basic("second:pw2"))
     path.write_text("second:pw2\n")
     os.utime(path, ns=(2, 2))
     clock.now += 2.5
     with pytest.raises(Unauthorized):
         creds.check(basic("first:pw1"))
-    assert creds.check(basic("second:pw2")).username == "second"
+    creds.check(basic("second:pw2"))
 
 
 def test_a_broken_credentials_file_keeps_the_previous_set(
@@ -79,7 +79,7 @@ def test_a_broken_credentials_file_keeps_the_previous_set(
         break_it()
         clock.now += 5
         caplog.clear()
-        assert creds.check(basic("first:pw1")).username == "first"
+        creds.check(basic("first:pw1"))
         with pytest.raises(Unauthorized):  # kept the set, did not start accepting anything
             creds.check(basic("first:wrong"))
         # The broken file was read, and refused: the set above is the previous one.

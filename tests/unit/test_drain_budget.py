@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from relay.serving.app import Runtime, create_app
+from relay.serving.app import Runtime, build_intake
 from relay.settings import Settings
 from tests.fakes import FakeSink
 
@@ -11,8 +11,7 @@ def runtime(grace: float) -> Runtime:
     settings = Settings.from_mapping(
         {"auth": {"basic_credentials": ["a:b"]}, "server": {"shutdown_grace_seconds": grace}}
     )
-    built: Runtime = create_app(settings, sink=FakeSink()).state.runtime
-    return built
+    return build_intake(settings, sink=FakeSink()).runtime
 
 
 def test_the_whole_drain_shares_one_grace_period() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relay.serving.app import create_app
+from relay.serving.app import build_intake
 from relay.serving.server import Servers
 from relay.settings import Settings
 from tests.fakes import FakeSink
@@ -42,7 +42,7 @@ def servers() -> Iterator[Servers]:
             },
         }
     )
-    servers = Servers(settings, lambda s: create_app(s, sink=FakeSink()), admin=False, signals=())
+    servers = Servers(settings, lambda s: build_intake(s, sink=FakeSink()), admin=False, signals=())
     thread = threading.Thread(target=lambda: asyncio.run(servers.run()), daemon=True)
     thread.start()
 

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from relay.events.errors import Unavailable
-from relay.serving.app import create_app
+from relay.serving.app import build_intake, create_app
 from relay.settings import ConfigError, Settings
 from tests.fakes import FakeSink
 from tests.support.waiting import wait_until
@@ -78,10 +78,12 @@ def test_intake_answers_200_from_the_spool_while_kafka_is_down(tmp_path: Path) -
     assert kafka.published == []
     # The next start finds it and sends it.
     kafka.failure = None
-    app = create_app(settings(enabled=True, directory=str(tmp_path)), sink=kafka)
-    with TestClient(app):
+    intake = build_intake(settings(enabled=True, directory=str(tmp_path)), sink=kafka)
+    spool = intake.runtime.spool
+    assert spool is not None
+    with TestClient(intake.app):
         wait_until(
-            lambda: app.state.runtime.spool.pending_records == 0,
+            lambda: spool.pending_records == 0,
             interval=0.01,
             message="the spool was not replayed",
         )

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from relay.metrics import TlsMetrics
-from relay.serving.app import create_app
+from relay.serving.app import build_intake
 from relay.serving.preflight import preflight
 from relay.serving.server import Servers
 from relay.serving.tls import CertificateReloader, certificate_expiry
@@ -245,7 +245,7 @@ def test_intake_serves_tls_from_the_adopted_context_and_admin_stays_plain(
     volume: SecretVolume, ca: CertificateAuthority
 ) -> None:
     settings = tls_settings(volume.cert_file, volume.key_file)
-    servers = Servers(settings, lambda s: create_app(s, sink=FakeSink()), sockets=[])
+    servers = Servers(settings, lambda s: build_intake(s, sink=FakeSink()), sockets=[])
     context = servers.intake.config.ssl
     assert context is not None and servers.tls is not None
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
@@ -262,7 +262,7 @@ def test_intake_serves_tls_from_the_adopted_context_and_admin_stays_plain(
 
 def test_plain_http_exports_no_tls_metrics() -> None:
     servers = Servers(
-        Settings.from_mapping(CREDENTIAL), lambda s: create_app(s, sink=FakeSink()), sockets=[]
+        Settings.from_mapping(CREDENTIAL), lambda s: build_intake(s, sink=FakeSink()), sockets=[]
     )
     assert servers.tls is None and servers.intake.config.ssl_certfile is None
     names = {family.name for family in servers.runtime.metrics.registry.collect()}

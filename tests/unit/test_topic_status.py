@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from relay.deadlines import Deadlines
 from relay.kafka.admin import KafkaUnreachable
 from relay.kafka.topic_check import TopicReport
 from relay.kafka.topic_status import TopicStatus
@@ -78,9 +79,10 @@ def readiness(status: TopicStatus, metrics: RelayMetrics) -> tuple[int, dict[str
         metrics=metrics,
         sink=FakeSink(),
         publisher=None,
+        deadlines=Deadlines(),
         topics=status,
-        started=True,
     )
+    runtime.mark_started()
     with TestClient(Starlette(routes=admin_routes(runtime))) as client:
         response = client.get("/readyz")
     return response.status_code, response.json()
