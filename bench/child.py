@@ -27,13 +27,14 @@ class ChildProcess:
         log_path: Path,
         *,
         pipes: bool = False,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.args = args
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             args,
             env=env,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else self._log,
             stderr=self._log,

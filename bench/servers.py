@@ -48,8 +48,15 @@ class ServerSpec:
 
 class Server(ChildProcess):
     def __init__(
-        self, kind: str, spec: ServerSpec, log_path: Path, extra_env: dict[str, str] | None = None
+        self,
+        kind: str,
+        spec: ServerSpec,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        *,
+        root: Path = REPO_ROOT,
     ) -> None:
+        """``root``: where ``python -m`` finds relay (another checkout, for before/after)."""
         env = {**spec.env(), **(extra_env or {})}
         if kind == "benthos":
             document = benthos.config(
@@ -69,7 +76,7 @@ class Server(ChildProcess):
                 "bridge": ["bench.bare_server", "bridge"],
             }[kind]
             args = [sys.executable, "-m", *module]
-        super().__init__(args, env, log_path)
+        super().__init__(args, env, log_path, cwd=root)
         self.kind = kind
         self.spec = spec
 
