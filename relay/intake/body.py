@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.requests import ClientDisconnect, Request
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.requests import ClientDisconnect
 
 from relay.deadlines import Deadlines
 from relay.events.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
@@ -24,14 +27,18 @@ def check_media_type(content_type: str, intake: IntakeSettings) -> None:
     )
 
 
-async def read_body(request: Request, limit: int, timeout: float, deadlines: Deadlines) -> bytes:
-    declared = request.headers.get("content-length")
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+async def read_body(
+    receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: Deadlines
+) -> bytes:
+    """The body from the ASGI messages; ``declared`` is the Content-Length header, if any."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         # Refuse before reading: no point receiving megabytes we will not keep.
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
-    # The ASGI messages themselves rather than request.stream(): a delivery's body is
-    # usually one message, and this path runs for every delivery.
-    receive = request.receive
+    # The ASGI messages themselves: a delivery's body is usually one message, and this path
+    # runs for every delivery.
     chunks: list[bytes] = []
     size = 0
     try:

@@ -3,6 +3,13 @@
 The answer is 200 only after Kafka has acknowledged every event of the delivery. Every
 other outcome is a non-2xx, which UltraCart retries, so a delivery is either wholly in
 Kafka or will be sent again.
+
+The endpoint is a pure ASGI app on a Starlette route (the route still matches the path and
+answers 405 to other methods): a profile put Starlette's per-request ``Request``,
+``Headers`` and ``Response`` objects and their wrappers among relay's larger per-delivery
+costs, and the endpoint needs from them only a handful of headers, the body messages and
+one answer. It reads the headers it uses in one pass over the raw list and sends its
+answer as two ASGI messages.
 """
 
 from __future__ import annotations
@@ -12,13 +19,13 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import Headers
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect
 
 from relay.deadlines import Deadlines
 from relay.events.errors import (
@@ -32,10 +39,10 @@ from relay.events.errors import (
 from relay.events.records import Record, RecordBuilder, now_utc
 from relay.events.sink import EventSink
 from relay.intake.basic_auth import BasicCredentials
-from relay.intake.body import check_media_type, decode_content_encoding, read_body
+from relay.intake.body import Receive, check_media_type, decode_content_encoding, read_body
 from relay.intake.dead_letter import dead_letter_record
 from relay.intake.parsing import parse_delivery
-from relay.intake.responses import error_response, json_response
+from relay.intake.responses import EMPTY_400, Answer, Send, error_answer, ok_answer, send_answer
 from relay.intake.signature import SignatureVerifier
 from relay.log_context import request_id_var
 from relay.metrics import RelayMetrics
@@ -47,6 +54,34 @@ logger = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Leave room under librdkafka's 1 MB default for headers; longer raw bodies are cut.
 _DEAD_LETTER_MAX_BYTES = 900 * 1024
+# The request headers the endpoint reads, by their raw (lower-case, as ASGI servers give
+# them) names. The first of repeated headers counts, as with Starlette's Headers.get.
+_READ_HEADERS = {
+    name.encode(): name
+    for name in (
+        "authorization",
+        "content-type",
+        "content-encoding",
+        "content-length",
+        "x-request-id",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    )
+}
+# Content-Type values already accepted, so a sender's usual value skips the parse.
+# Bounded: emptied when full.
+_ACCEPTED_TYPES_SIZE = 64
+
+
+def read_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers of ``_READ_HEADERS`` present in an ASGI scope's list, decoded as latin-1."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        key = _READ_HEADERS.get(name)
+        if key is not None and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +93,8 @@ class IntakeAuth:
 
 
 class DeliveryEndpoint:
+    """The intake route's ASGI app: ``Route(path, endpoint, methods=["POST"])``."""
+
     def __init__(
         self,
         settings: Settings,
@@ -85,24 +122,28 @@ class DeliveryEndpoint:
         self._by_outcome: dict[str, tuple[Counter, Histogram]] = {}
         self._event_counters: dict[tuple[str, str], Counter] = {}
         self._shapes_seen: set[str] = set()
+        self._accepted_types: set[str] = set()
+        self._inflight = metrics.inflight_deliveries
+        self._payload_bytes = metrics.payload_bytes
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        delivery_id = self._delivery_id(request)
+        headers = read_headers(scope["headers"])
+        delivery_id = self._delivery_id(headers)
         token = request_id_var.set(delivery_id)
-        self._metrics.inflight_deliveries.inc()
+        self._inflight.inc()
         outcome = "ok"
         try:
-            response = await self._handle(request, delivery_id, started)
+            answer = await self._handle(receive, headers, delivery_id, started)
         except DeliveryError as exc:
             outcome = exc.code
-            response = self._refusal(exc, delivery_id)
+            answer = self._refusal(exc, delivery_id)
         except ClientDisconnect:
             # The sender went away mid-body; nothing was published and nobody is listening.
             outcome = "client_disconnected"
-            response = Response(status_code=400)
+            answer = EMPTY_400
         finally:
-            self._metrics.inflight_deliveries.dec()
+            self._inflight.dec()
             request_id_var.reset(token)
         elapsed = time.perf_counter() - started
         counted = self._by_outcome.get(outcome)
@@ -113,20 +154,21 @@ class DeliveryEndpoint:
             )
         counted[0].inc()
         counted[1].observe(elapsed)
-        return response
+        await send_answer(send, answer)
 
-    async def _handle(self, request: Request, delivery_id: str, started: float) -> Response:
+    async def _handle(
+        self, receive: Receive, headers: Mapping[str, str], delivery_id: str, started: float
+    ) -> Answer:
         received = now_utc()
-        headers = request.headers
         body = b""
         records: list[Record] = []
         try:
             # Every configured check passes before anything else is looked at: nothing of
             # an unauthenticated request reaches Kafka, the dead-letter topic included.
-            body = await self._authenticated_body(request, headers)
-            self._metrics.payload_bytes.observe(len(body))
+            body = await self._authenticated_body(receive, headers)
+            self._payload_bytes.observe(len(body))
             # Checked after reading so that a refused body still reaches the dead-letter topic.
-            check_media_type(headers.get("content-type", ""), self._intake)
+            self._check_media_type(headers.get("content-type", ""))
             decoded = decode_content_encoding(
                 body, headers.get("content-encoding", ""), self._intake.max_decompressed_bytes
             )
@@ -146,11 +188,17 @@ class DeliveryEndpoint:
             raise
         self._count_events(records, "published")
         logger.debug("delivery published", extra={"events": len(records)})
-        return json_response(
-            200, {"status": "ok", "delivery_id": delivery_id, "events": len(records)}
-        )
+        return ok_answer(delivery_id, len(records))
 
-    async def _authenticated_body(self, request: Request, headers: Headers) -> bytes:
+    def _check_media_type(self, content_type: str) -> None:
+        if content_type in self._accepted_types:
+            return
+        check_media_type(content_type, self._intake)
+        if len(self._accepted_types) >= _ACCEPTED_TYPES_SIZE:
+            self._accepted_types = set()
+        self._accepted_types.add(content_type)
+
+    async def _authenticated_body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
         """The body of a request that passed every configured check; ``Unauthorized`` if not.
 
         Basic is checked before the body is read. A signature covers the body, so its
@@ -161,18 +209,22 @@ class DeliveryEndpoint:
         if self._auth.basic is not None:
             self._auth.basic.check(headers.get("authorization"))
         if self._auth.signature is None:
-            return await self._read(request)
+            return await self._read(receive, headers)
         signed = self._auth.signature.check_headers(headers)
         try:
-            body = await self._read(request)
+            body = await self._read(receive, headers)
         except (PayloadTooLarge, RequestTimeout):
             raise Unauthorized("unverifiable") from None
         signed.verify(body)
         return body
 
-    async def _read(self, request: Request) -> bytes:
+    async def _read(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
         return await read_body(
-            request, self._intake.max_body_bytes, self._body_timeout, self._deadlines
+            receive,
+            headers.get("content-length"),
+            self._intake.max_body_bytes,
+            self._body_timeout,
+            self._deadlines,
         )
 
     def _note_shape(self, shape: str) -> None:
@@ -183,17 +235,24 @@ class DeliveryEndpoint:
             logger.info("first delivery in this body shape", extra={"shape": shape})
 
     def _count_events(self, records: list[Record], outcome: str) -> None:
+        if len(records) == 1:
+            # The usual delivery: one event, one update, no tally.
+            self._event_counter(records[0].label, outcome).inc()
+            return
         # One update per event type rather than per event: a delivery may hold thousands.
         counts: dict[str, int] = {}
         for record in records:
             counts[record.label] = counts.get(record.label, 0) + 1
         for label, count in counts.items():
-            counter = self._event_counters.get((label, outcome))
-            if counter is None:
-                counter = self._event_counters[(label, outcome)] = self._metrics.events.labels(
-                    event_type=label, outcome=outcome
-                )
-            counter.inc(count)
+            self._event_counter(label, outcome).inc(count)
+
+    def _event_counter(self, label: str, outcome: str) -> Counter:
+        counter = self._event_counters.get((label, outcome))
+        if counter is None:
+            counter = self._event_counters[(label, outcome)] = self._metrics.events.labels(
+                event_type=label, outcome=outcome
+            )
+        return counter
 
     def _remaining(self, started: float) -> float:
         return max(0.001, self._intake.ack_deadline_seconds - (time.perf_counter() - started))
@@ -204,7 +263,7 @@ class DeliveryEndpoint:
         body: bytes,
         delivery_id: str,
         received: datetime,
-        headers: Headers,
+        headers: Mapping[str, str],
         started: float,
     ) -> None:
         record = dead_letter_record(
@@ -237,19 +296,19 @@ class DeliveryEndpoint:
             extra={"reason": error.code, "status": error.status, "detail": error.message},
         )
 
-    def _delivery_id(self, request: Request) -> str:
-        supplied = request.headers.get("x-request-id", "")
+    def _delivery_id(self, headers: Mapping[str, str]) -> str:
+        supplied = headers.get("x-request-id", "")
         if _REQUEST_ID.fullmatch(supplied):
             return supplied
         return f"{self._id_prefix}{next(self._id_serial):016x}"
 
-    def _refusal(self, error: DeliveryError, delivery_id: str) -> Response:
+    def _refusal(self, error: DeliveryError, delivery_id: str) -> Answer:
         if isinstance(error, Unauthorized):
             self._metrics.auth_failures.labels(reason=error.reason).inc()
             logger.warning("delivery refused: authentication", extra={"reason": error.reason})
-            return error_response(error, delivery_id, {"WWW-Authenticate": 'Basic realm="relay"'})
+            return error_answer(error, delivery_id, {"WWW-Authenticate": 'Basic realm="relay"'})
         if isinstance(error, Unavailable):
             logger.warning("delivery not acknowledged", extra={"reason": error.code})
             retry_after = str(self._intake.retry_after_seconds)
-            return error_response(error, delivery_id, {"Retry-After": retry_after})
-        return error_response(error, delivery_id)
+            return error_answer(error, delivery_id, {"Retry-After": retry_after})
+        return error_answer(error, delivery_id)

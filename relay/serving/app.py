@@ -208,7 +208,8 @@ def build_intake(settings: Settings, *, sink: EventSink | None = None) -> Intake
                 await runtime.publisher.stop(runtime.drain_seconds_left())
             logger.info("relay intake stopped")
 
-    routes = [Route(settings.intake.path, endpoint.handle, methods=["POST"])]
+    # A pure ASGI endpoint: Route calls it with (scope, receive, send), no Request built.
+    routes = [Route(settings.intake.path, endpoint, methods=["POST"])]
     if settings.server.admin_port == 0:
         routes.extend(admin_routes(runtime))
     return Intake(Starlette(routes=routes, lifespan=lifespan), runtime)
