@@ -67,13 +67,14 @@ class _Batch:
         size: int,
         loop: asyncio.AbstractEventLoop,
         on_complete: Callable[[int], None],
+        loop_thread: int | None = None,
     ) -> None:
         self.expected = size
         self.acked = 0
         self.errors: list[KafkaError] = []
         self._loop = loop
-        # Built on the loop's thread (publish() runs there).
-        self._loop_thread = threading.get_ident()
+        # The loop's thread (publish() runs there); the publisher looks it up once.
+        self._loop_thread = loop_thread if loop_thread is not None else threading.get_ident()
         self._on_complete = on_complete
         self._completed = False
         # What publish() awaits; cancelling that wait leaves the accounting to _complete.
@@ -133,6 +134,7 @@ class KafkaPublisher:
         self._poll_on_loop = delivery_reports == "loop"
         self._poller: LoopPoller | ThreadPoller | None = None
         self._ready = False
+        self._loop_thread = 0
         self._deadlines = deadlines if deadlines is not None else Deadlines()
 
     @property
@@ -155,6 +157,7 @@ class KafkaPublisher:
         else:
             self._poller = ThreadPoller(self._producer)
         self._poller.start(asyncio.get_running_loop())
+        self._loop_thread = threading.get_ident()
         # Learn once whether the cluster answers, so /readyz is right from the start;
         # afterwards the librdkafka statistics keep it current.
         producer = self._producer
@@ -192,13 +195,15 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None or not self._ready:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
-        too_big = next((r for r in records if len(r.value) > self._max_record_bytes), None)
-        if too_big is not None:
-            raise PayloadTooLarge(
-                f"a {too_big.label} event is {len(too_big.value)} bytes; the producer accepts "
-                f"at most {self._max_record_bytes} bytes per record",
-                code="event_too_large",
-            )
+        limit = self._max_record_bytes
+        # A plain loop, not next() over a generator: this runs for every delivery.
+        for record in records:
+            if len(record.value) > limit:
+                raise PayloadTooLarge(
+                    f"a {record.label} event is {len(record.value)} bytes; the producer "
+                    f"accepts at most {limit} bytes per record",
+                    code="event_too_large",
+                )
         count = len(records)
         if self._inflight_events + count > self._max_inflight:
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
@@ -206,7 +211,7 @@ class KafkaPublisher:
         loop = asyncio.get_running_loop()
         # The in-flight count is released when the last acknowledgement arrives, not when
         # the caller stops waiting: until then the records still occupy the producer.
-        batch = _Batch(count, loop, self._release)
+        batch = _Batch(count, loop, self._release, self._loop_thread)
         self._inflight_events += count
         self._metrics.inflight_events.set(self._inflight_events)
         started = time.perf_counter()
