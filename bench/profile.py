@@ -1,8 +1,8 @@
 """``python -m bench.profile``: where a delivery's CPU goes, by component, under steady load.
 
-One server process (``server.workers = 1``, so there is one pid to watch) is loaded by wrk
-at a fixed number of connections while py-spy samples its Python threads and /proc counts
-the CPU of each of its threads. Each sample goes to the component of the innermost frame
+One server (``--workers``, 1 by default) is loaded by wrk at a fixed number of connections
+while py-spy samples the Python threads of its (first) worker and /proc counts the CPU of
+every thread of every worker. Each sample goes to the component of the innermost frame
 that one of ``COMPONENTS`` claims (the event loop when none does), and the main thread's
 CPU per delivery is split by those shares; librdkafka's own threads, which py-spy does not
 see, are their own row.
@@ -26,10 +26,12 @@ from typing import Any
 
 import orjson
 
+from bench import procstat
 from bench import scenarios as sc
 from bench.bridge_app import BODIES_FILE_ENV
 from bench.child import REPO_ROOT
 from bench.closed_loop import party, run_wrk
+from bench.monitor import role_of
 from bench.servers import Server, ServerSpec
 from tests.support.kafka import create_topics
 from tests.support.net import free_port
@@ -81,20 +83,28 @@ def component(stack: str) -> str:
     return _LOOP
 
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of ``pid`` by thread name (threads of one name summed)."""
+def thread_cpu(pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds of the threads of ``pids`` by thread name (threads of one name summed;
+    each process's main thread is "main")."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if task.name == str(pid):
-            name = "main"
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if task.name == str(pid):
+                name = "main"
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return out
+
+
+def serving_pids(root: int) -> list[int]:
+    """The processes that serve requests: the workers under a supervisor, else ``root``."""
+    workers = [p for p in procstat.descendants(root) if role_of(p, root) == "worker"]
+    return workers or [root]
 
 
 def profile(
@@ -121,13 +131,18 @@ def profile(
         loader = threading.Thread(target=load)
         loader.start()
         time.sleep(1.0)
-        before = thread_cpu(server.pid)
+        # With several workers one is sampled (they serve alike: SO_REUSEPORT spreads the
+        # connections) and the CPU of all of them is counted.
+        pids = serving_pids(server.pid)
+        before = thread_cpu(pids)
         started = time.monotonic()
         subprocess.run(
             [
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",
                 "--nonblocking",
+                # Only samples holding the GIL: a thread waiting for it is not using the CPU.
+                "--gil",
                 "-r",
                 str(rate),
                 "-d",
@@ -137,13 +152,13 @@ def profile(
                 "-o",
                 str(raw),
                 "-p",
-                str(server.pid),
+                str(pids[0]),
             ],
             check=True,
             capture_output=True,
         )
         wall = time.monotonic() - started
-        after = thread_cpu(server.pid)
+        after = thread_cpu(pids)
         loader.join()
     finally:
         server.stop()
@@ -155,8 +170,9 @@ def profile(
         samples[component(stack)] += int(count)
     total = sum(samples.values())
     cpu = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-    main_us = cpu.get("main", 0.0) / deliveries * 1e6
-    other_us = sum(v for k, v in cpu.items() if k != "main") / deliveries * 1e6
+    # librdkafka's threads are named rdk:*; the others run Python (the loop, a poll thread).
+    main_us = sum(v for k, v in cpu.items() if not k.startswith("rdk:")) / deliveries * 1e6
+    other_us = sum(v for k, v in cpu.items() if k.startswith("rdk:")) / deliveries * 1e6
     return {
         "party": p.name,
         "connections": connections,
@@ -189,7 +205,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         )
         lines.append(f"| {name} | {cells} |")
     lines.append(
-        "| **main thread, total** | "
+        "| **Python threads, total** | "
         + " | ".join(f"**{r['main_thread_cpu_us']:.1f}**" for r in results)
         + " |"
     )
@@ -214,11 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--name", default="profile")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="relay-profile-"))
     prefix = f"pf{int(time.time())}."
-    spec = ServerSpec(args.bootstrap, free_port(), free_port(), 1, prefix)
+    spec = ServerSpec(args.bootstrap, free_port(), free_port(), args.workers, prefix)
     create_topics(
         args.bootstrap,
         [prefix + "order_create", prefix + "unknown", prefix + "dead_letter"],
