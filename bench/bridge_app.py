@@ -1,13 +1,13 @@
 """The bridge floor: the least any HTTP-to-Kafka bridge on relay's stack has to do.
 
 A Starlette handler that reads the body, produces the records relay would build for it and
-answers 200 once Kafka has acknowledged every one (by default on relay's ack path, the
-event loop polling the producer while records are in flight; ``BENCH_ACK_PATH`` picks
-another): the same contract as relay, and nothing
-else. No authentication, no parsing or validation (the records are built before the run by
-relay's own parser and ``RecordBuilder`` and looked up by body), no metrics, no admission
-control, no deadlines. Served by ``relay.serving.run.serve`` with relay's producer settings, so
-the HTTP stack and the Kafka client are exactly relay's.
+answers 200 once Kafka has acknowledged every one (by default on relay's default ack path,
+a poll thread and one loop wake-up per delivery; ``BENCH_ACK_PATH`` picks another): the
+same contract as relay, and nothing else. No authentication, no parsing or validation (the
+records are built before the run by relay's own parser and ``RecordBuilder`` and looked up
+by body), no metrics, no admission control, no deadlines. Served by
+``relay.serving.run.serve`` with relay's producer settings, so the HTTP stack and the Kafka
+client are exactly relay's.
 
 Between the bare app and this floor lies what the Kafka round trip costs on this stack;
 between this floor and relay lies what relay's own work costs.
@@ -36,10 +36,10 @@ BODIES_FILE_ENV = "BENCH_BODIES_FILE"
 _OK = b'{"status":"ok"}'
 
 
-# Which acknowledgement path the floor uses (bench.ack_paths compares them): "loop" (the
-# default, relay's: the event loop polls while records are in flight), "spin" (poll on
-# every loop iteration while anything is in flight, never a timer), "thread" (a poll
-# thread and one call_soon_threadsafe per delivery, the floor before issue 13),
+# Which acknowledgement path the floor uses (bench.ack_paths compares them): "thread" (the
+# default, relay's default: a poll thread and one call_soon_threadsafe per delivery),
+# "loop" (relay's "loop": the event loop polls while records are in flight), "spin" (poll
+# on every loop iteration while anything is in flight, never a timer),
 # "thread-batched" (a poll thread that wakes the loop once for every delivery completed
 # since its last wake-up).
 ACK_PATH_ENV = "BENCH_ACK_PATH"
@@ -157,7 +157,7 @@ def create_bridge_app(settings: Settings) -> Intake:
     bodies = Path(os.environ[BODIES_FILE_ENV]).read_bytes().splitlines()
     bodies = [body for body in bodies if body]
     by_body = dict(zip(bodies, build_deliveries(settings, bodies), strict=True))
-    ack_path = os.environ.get(ACK_PATH_ENV, "loop")
+    ack_path = os.environ.get(ACK_PATH_ENV, "thread")
     if ack_path not in ACK_PATHS:
         raise ValueError(f"{ACK_PATH_ENV} must be one of {', '.join(ACK_PATHS)}")
     bridge = _MinimalBridge(settings, ack_path)

@@ -1,8 +1,8 @@
 """The asyncio side of the producer: publish a delivery's records, await every acknowledgement.
 
 One confluent-kafka ``Producer`` per app. librdkafka calls the delivery callback once per
-record on whichever thread polls it (``relay.kafka.delivery_reports``: the event loop by
-default, a poll thread if configured); a per-delivery ``_Batch`` counts them up and
+record on whichever thread polls it (``relay.kafka.delivery_reports``: a poll thread by
+default, the event loop if configured); a per-delivery ``_Batch`` counts them up and
 completes the delivery's future once, when the last one is in: directly when the callback
 runs on the loop, through ``call_soon_threadsafe`` from any other thread (futures must only
 be touched from their own loop). The callback runs for every record, so it is kept to a
@@ -43,8 +43,8 @@ _RECORD_OVERHEAD = 1024
 class _Batch:
     """Counts one delivery's acknowledgements where the producer is polled; completes on the loop.
 
-    Polled on the loop (the default), everything happens on the loop's thread. Polled from
-    a poll thread (or by ``flush`` at shutdown), no lock is needed either: only the polling
+    Polled on the loop, everything happens on the loop's thread. Polled from a poll thread
+    (the default, or by ``flush`` at shutdown), no lock is needed either: only the polling
     thread writes ``acked``, and ``expected`` changes (on the event loop) only when
     producing stopped short. Each side writes first and compares after, so
     whichever runs last sees both values and completes the batch; completing twice is
@@ -111,7 +111,7 @@ class KafkaPublisher:
         config: dict[str, Any],
         max_inflight_events: int,
         metrics: RelayMetrics,
-        delivery_reports: str = "loop",
+        delivery_reports: str = "thread",
         *,
         deadlines: Deadlines | None = None,
     ) -> None:
@@ -286,8 +286,8 @@ class KafkaPublisher:
         self._ready = ready
         self._metrics.kafka_ready.set(1 if ready else 0)
 
-    # librdkafka callbacks, on whichever thread polls (the loop's by default, the poll
-    # thread or flush()'s otherwise). Plain attribute writes and prometheus updates are
+    # librdkafka callbacks, on whichever thread polls (the poll thread by default, the
+    # loop's or flush()'s otherwise). Plain attribute writes and prometheus updates are
     # safe on any of them; nothing here touches the event loop.
 
     def _on_stats(self, raw: str) -> None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture(params=["loop", "thread"])
 def relay_settings(request: pytest.FixtureRequest) -> dict[str, str]:
     """Both acknowledgement paths (relay.kafka.delivery_reports) against the real broker:
-    the default loop polling and the poll thread give the same records and answers."""
+    the poll thread (the default) and loop polling give the same records and answers."""
     return {"RELAY_KAFKA__DELIVERY_REPORTS": str(request.param)}
 
 
