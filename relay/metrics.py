@@ -9,6 +9,8 @@ workers' values; the mode is ignored when relay runs as a single process.
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -17,6 +19,7 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    values,
 )
 
 from relay import __version__
@@ -274,3 +277,16 @@ class TlsMetrics:
             multiprocess_mode="livemin",
             registry=registry,
         )
+
+
+def pin_worker_pid() -> None:
+    """In a worker process: name its metric files by the pid it has now, asked once.
+
+    prometheus_client's multiprocess values call ``os.getpid()``, a system call, on every
+    update, to notice a fork; a delivery makes about a dozen updates, and relay's workers are
+    spawned and never fork. Must run before the worker's first metric is created.
+    """
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)  # type: ignore[no-untyped-call]

@@ -17,6 +17,7 @@ import socket
 from collections.abc import MutableSequence
 
 from relay.log_context import configure_logging
+from relay.metrics import pin_worker_pid
 from relay.serving.server import AppFactory, Servers, event_loop_runner
 from relay.settings import Settings
 
@@ -40,6 +41,7 @@ def run_worker(
     # per worker, so a worker acting on SIGINT as well would take it as a second signal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     configure_logging(settings.server.log_level, settings.server.log_format)
+    pin_worker_pid()
     servers = Servers(settings, app_factory, sockets=[sock], admin=False, signals=(signal.SIGTERM,))
     with event_loop_runner(settings) as runner:
         runner.run(_serve(servers, states, slot))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from starlette.testclient import TestClient
 
@@ -141,3 +142,26 @@ def test_worker_process_collector_labels_each_live_process() -> None:
     # A pid that is gone between the supervisor's list and the read yields no series.
     memory = by_label(scrape(registry), "process_resident_memory_bytes", "worker")
     assert sorted(memory) == [SUPERVISOR]
+
+
+def test_a_pinned_worker_pid_is_not_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import Counter, values
+
+    from relay.metrics import pin_worker_pid
+
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)  # restored after the test
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    pin_worker_pid()
+    pid = os.getpid()
+
+    def no_getpid() -> int:
+        raise AssertionError("os.getpid() called on a metric update")
+
+    counter = Counter("pinned", "a counter", registry=None)
+    monkeypatch.setattr(os, "getpid", no_getpid)
+    counter.inc()
+    counter.inc(2)
+    assert counter._value.get() == 3
+    assert (tmp_path / f"counter_{pid}.db").exists()
