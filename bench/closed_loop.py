@@ -12,9 +12,10 @@ With ``--loadgen`` each party also gets bench.loadgen's search (the open-loop ge
 ``make bench``, pool capped at the same connections), so its maximum and its CPU per
 request can be read next to wrk's on the same server in the same minute.
 
-Parties (``--parties``, comma-separated): bare, floor, floor-thread, relay, relay-thread,
-benthos, and ``base=<dir>`` / ``base-thread=<dir>``: relay as checked out in <dir> (a
-``git archive`` of an earlier commit, for before/after in one run).
+Parties (``--parties``, comma-separated): bare, floor, relay, benthos; floor-loop and
+relay-loop (``kafka.delivery_reports = "loop"``, where the others use the default poll
+thread); and ``<label>=<dir>``: relay as checked out in <dir> (a ``git archive`` of another
+commit, for before/after in one run), polling on the loop if the label ends in -loop.
 
 python -m bench.closed_loop --bootstrap 127.0.0.1:19092 --parties bare,relay --connections 4,32,128
 """
@@ -91,19 +92,19 @@ def party(text: str) -> Party:
     name, _, where = text.partition("=")
     parties = {
         "bare": Party("bare", "bare"),
-        "floor": Party("floor", "bridge", {ACK_PATH_ENV: "loop"}),
-        "floor-thread": Party("floor-thread", "bridge", {ACK_PATH_ENV: "thread"}),
-        "relay": Party("relay", "relay", {REPORTS: "loop"}),
-        "relay-thread": Party("relay-thread", "relay", {REPORTS: "thread"}),
+        "floor": Party("floor", "bridge", {ACK_PATH_ENV: "thread"}),
+        "floor-loop": Party("floor-loop", "bridge", {ACK_PATH_ENV: "loop"}),
+        "relay": Party("relay", "relay", {REPORTS: "thread"}),
+        "relay-loop": Party("relay-loop", "relay", {REPORTS: "loop"}),
         "benthos": Party("benthos", "benthos"),
     }
-    if name in ("base", "base-thread"):
-        if not where:
-            raise SystemExit(f"{name}=<dir> needs the directory of the earlier checkout")
-        reports = "thread" if name == "base-thread" else "loop"
+    if where:
+        # relay from another checkout, under any label; a label ending in -loop polls on
+        # the event loop.
+        reports = "loop" if name.endswith("-loop") else "thread"
         return Party(name, "relay", {REPORTS: reports}, Path(where).resolve())
     if name not in parties:
-        raise SystemExit(f"unknown party {text!r}; one of {', '.join(parties)}, base=<dir>")
+        raise SystemExit(f"unknown party {text!r}; one of {', '.join(parties)}, <label>=<dir>")
     return parties[name]
 
 

@@ -1,10 +1,11 @@
 """The benchmark's report: machine, settings, per-scenario figures, ratios and targets.
 
 Written as JSON (everything, steps included) and as a Markdown table (the summary). The
-targets are issue 13's: relay at or above Benthos in deliveries/s with 1 event per
-delivery, 1.5x with 10 and 2x with 100; relay at >= 0.7x the bridge floor everywhere; at
-25% of relay's maximum rate, p50 within 2 ms and p99 within 10 ms of Benthos's; RSS under
-150 MB per worker and flat over a long run. They are reported, never asserted.
+targets are issues 13's and 22's: relay at or above Benthos in deliveries/s with 1 event
+per delivery, 1.5x with 10 and 2x with 100; relay at >= 0.8x the bridge floor everywhere
+(0.7x in issue 13); at 25% of relay's maximum rate, p50 within 2 ms and p99 within 10 ms of
+Benthos's, and p50 within 2 ms at 50%; RSS under 150 MB per worker and flat over a long
+run. They are reported, never asserted.
 
 Besides the two ceilings the report shows the bridge floor (``bench/bridge_app.py``): the
 same HTTP stack and producer doing only what the acknowledgement contract requires. relay
@@ -26,8 +27,10 @@ from bench.child import REPO_ROOT
 
 # relay / Benthos in deliveries/s, by events per delivery.
 BENTHOS_RATIO_TARGETS = {1: 1.0, 10: 1.5, 100: 2.0}
-FLOOR_RATIO_TARGET = 0.7
-# At 25% of relay's maximum rate: relay's latency minus Benthos's.
+# Issue 22 (issue 13 asked for 0.7).
+FLOOR_RATIO_TARGET = 0.8
+# At 25% of relay's maximum rate (issue 13) and at 50% (issue 22): relay's latency minus
+# Benthos's.
 P50_DELTA_TARGET_MS = 2.0
 P99_VS_BENTHOS_TARGET_MS = 10.0
 RSS_TARGET_MB = 150.0
@@ -175,7 +178,7 @@ def analyse(scenario: dict[str, Any]) -> dict[str, Any]:
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 13's targets: against Benthos, against the floor, latency at light load, RSS."""
+    """Issues 13's and 22's targets: against Benthos and the floor, latency, RSS."""
     rows = []
     for scenario in report["scenarios"]:
         a = scenario["analysis"]
@@ -199,14 +202,19 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                     a["relay_vs_bridge"] >= FLOOR_RATIO_TARGET,
                 )
             )
-        for stat, limit in (("p50", P50_DELTA_TARGET_MS), ("p99", P99_VS_BENTHOS_TARGET_MS)):
-            ours, theirs = a[f"relay_{stat}_quarter_ms"], a[f"benthos_{stat}_quarter_ms"]
+        for stat, limit, at in (
+            ("p50", P50_DELTA_TARGET_MS, "quarter"),
+            ("p99", P99_VS_BENTHOS_TARGET_MS, "quarter"),
+            ("p50", P50_DELTA_TARGET_MS, "half"),
+        ):
+            ours, theirs = a.get(f"relay_{stat}_{at}_ms"), a.get(f"benthos_{stat}_{at}_ms")
             if ours is None or theirs is None:
                 continue
             delta = round(ours - theirs, 2)
+            share = "25%" if at == "quarter" else "50%"
             rows.append(
                 _target(
-                    f"{name}: {stat} at 25% of relay's max, relay - Benthos "
+                    f"{name}: {stat} at {share} of relay's max, relay - Benthos "
                     f"(ms; {ours} vs {theirs})",
                     delta,
                     f"<= {limit:g}",
