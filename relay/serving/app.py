@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay.control.status_poller import start_status_poller
 from relay.deadlines import Deadlines
@@ -212,7 +214,30 @@ def build_intake(settings: Settings, *, sink: EventSink | None = None) -> Intake
     routes = [Route(settings.intake.path, endpoint, methods=["POST"])]
     if settings.server.admin_port == 0:
         routes.extend(admin_routes(runtime))
-    return Intake(Starlette(routes=routes, lifespan=lifespan), runtime)
+    shortcut = Middleware(IntakeFirst, path=settings.intake.path, endpoint=endpoint)
+    return Intake(Starlette(routes=routes, middleware=[shortcut], lifespan=lifespan), runtime)
+
+
+class IntakeFirst:
+    """Starlette middleware: a POST to the intake path goes straight to the endpoint.
+
+    Inside the app, under Starlette's ServerErrorMiddleware (an unexpected error is still a
+    500), but ahead of its ExceptionMiddleware and router, which would build a ``Request``
+    nobody reads and match the path against every route for each delivery. Anything else
+    (other methods, other paths, the lifespan) takes the usual way, so the route still
+    answers 405 and 404 as before.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str, endpoint: ASGIApp) -> None:
+        self._app = app
+        self._path = path
+        self._endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self._path:
+            await self._endpoint(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
 
 
 def create_app(settings: Settings, *, sink: EventSink | None = None) -> Starlette:

@@ -180,3 +180,14 @@ def test_empty_delivery_is_acknowledged_with_nothing_published(
     assert response.status_code == 200
     assert response.json()["events"] == 0
     assert sink.records == []
+
+
+def test_other_methods_on_the_intake_path_still_get_405(client: TestClient, sink: FakeSink) -> None:
+    # POSTs take the shortcut to the endpoint (relay.serving.app.IntakeFirst); everything
+    # else goes through Starlette's router as before.
+    for method in ("GET", "PUT", "DELETE"):
+        response = client.request(method, URL, auth=AUTH)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+    assert client.post("/elsewhere", json=DELIVERY, auth=AUTH).status_code == 404
+    assert sink.published == []
