@@ -1,4 +1,9 @@
-"""The ``relay`` command. Each subcommand lives in its own module and registers itself here."""
+"""The ``relay`` command.
+
+``serve``, ``check-config`` and ``create-topics`` (relay's own start-up and Kafka set-up) are
+defined here; every other group of subcommands lives in its own module and registers itself
+through ``register(commands)``.
+"""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class Record(NamedTuple):
 def event_id(event_name: str, value: bytes) -> str:
     """Deterministic CloudEvents id: the same event re-sent by UltraCart gets the same id.
 
-    UltraCart puts no id on its events (WEBHOOKS.md section 1), so the id is derived from
+    UltraCart puts no id on its events (docs/ultracart.md section 1), so the id is derived from
     what identifies a retry: the event name and the object's bytes.
     """
     digest = hashlib.sha256(event_name.encode() + b"\x00" + value).hexdigest()

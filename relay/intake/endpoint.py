@@ -175,7 +175,7 @@ class DeliveryEndpoint:
         )
 
     def _note_shape(self, shape: str) -> None:
-        # Which body shape UltraCart sends is unknown (WEBHOOKS.md section 1): say once per
+        # Which body shape UltraCart sends is unknown (docs/ultracart.md section 1): say once per
         # process which ones arrive, so an operator can settle it from the logs.
         if shape not in self._shapes_seen:
             self._shapes_seen.add(shape)
