@@ -208,8 +208,14 @@ class RelayMetrics:
         for outcome in RELOAD_OUTCOMES:
             self.credentials_reloads.labels(outcome=outcome)
         self.limits = LimitGauges(r)
-        self.build_info = Info("relay_build", "relay version.", registry=r)
-        self.build_info.info({"version": __version__})
+        self.build_info = build_info(r)
+
+
+def build_info(registry: CollectorRegistry) -> Info:
+    """``relay_build_info{version}``, on a worker's registry and on the supervisor's alike."""
+    info = Info("relay_build", "relay version.", registry=registry)
+    info.info({"version": __version__})
+    return info
 
 
 class LimitGauges:

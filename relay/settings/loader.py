@@ -28,6 +28,11 @@ from relay.settings.errors import ConfigError
 
 T = TypeVar("T")
 
+class Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A table of a configuration document (relay.toml, webhooks.toml): immutable, and no
+    key it does not declare."""
+
+
 # Annotated metadata for a free-form table whose keys are dotted names (librdkafka options).
 DOTTED_KEYS = msgspec.Meta(extra={"env_keys": "dotted"})
 

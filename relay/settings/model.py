@@ -19,15 +19,11 @@ from msgspec.structs import force_setattr
 from relay.credentials import PAIR_RULE, parse_pair
 from relay.secrets import Secret
 from relay.settings.errors import ConfigError
-from relay.settings.loader import DOTTED_KEYS, load_document, read_toml
+from relay.settings.loader import DOTTED_KEYS, Table, load_document, read_toml
 from relay.settings.ultracart import UltraCartPoller, resolve_poller
 
 ENV_PREFIX = "RELAY_"
 CONFIG_PATH_VAR = "RELAY_CONFIG"
-
-
-class Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A table of a configuration file: immutable, and no key it does not declare."""
 
 
 class ServerSettings(Table, frozen=True):

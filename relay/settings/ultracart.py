@@ -18,11 +18,12 @@ from msgspec.structs import asdict, force_setattr
 
 from relay.secrets import Secret
 from relay.settings.errors import ConfigError
+from relay.settings.loader import Table
 
 DEFAULT_BASE_URL = "https://secure.ultracart.com/rest/v2"
 
 
-class OAuthTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class OAuthTable(Table, frozen=True):
     # Empty: $ULTRACART_OAUTH_CLIENT_ID.
     client_id: str = ""
     client_secret_env: str = ""
@@ -31,7 +32,7 @@ class OAuthTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     redirect_port: int = 8765
 
 
-class UltraCartApi(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class UltraCartApi(Table, frozen=True):
     api_base_url: str = DEFAULT_BASE_URL
     auth: Literal["simple_key", "oauth"] = "simple_key"
     # The variable holding the key is read first; the file if the variable is unset.

@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import msgspec
 
+from relay.settings.loader import Table
 from relay.settings.ultracart import UltraCartApi
 
 
-class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class EventTable(_Table, frozen=True):
+class EventTable(Table, frozen=True):
     name: str = ""
     # A list, or UltraCart's own comma-separated form.
     expansion: tuple[str, ...] | str = ()
     event_ruler: str = ""
 
 
-class BasicTable(_Table, frozen=True):
+class BasicTable(Table, frozen=True):
     """The Basic pair UltraCart should send, as a variable holding "user:password" or a file."""
 
     credentials_env: str = ""
@@ -40,7 +37,7 @@ class BasicTable(_Table, frozen=True):
             )
 
 
-class WebhookTable(_Table, frozen=True):
+class WebhookTable(Table, frozen=True):
     url: str = ""
     maximum_events: int | None = None
     maximum_size: int | None = None
@@ -61,7 +58,7 @@ class WebhookTable(_Table, frozen=True):
             raise ValueError("webhook needs at least one [[webhook.events]] entry")
 
 
-class ControlTable(_Table, frozen=True):
+class ControlTable(Table, frozen=True):
     state_file: str = "var/control-state.json"
     # relay's own credentials file, when this host can write it (rotate-credentials).
     relay_credentials_file: str = ""
@@ -73,7 +70,7 @@ class ControlTable(_Table, frozen=True):
     drain_seconds: float = 35.0
 
 
-class WebhooksFile(_Table, frozen=True):
+class WebhooksFile(Table, frozen=True):
     webhook: WebhookTable
     ultracart: UltraCartApi = msgspec.field(default_factory=UltraCartApi)
     control: ControlTable = msgspec.field(default_factory=ControlTable)
