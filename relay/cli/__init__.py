@@ -12,8 +12,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from relay import __version__
 from relay.cli import consumers, emulator, ultracart_auth, webhooks
 from relay.cli.conventions import (
@@ -25,9 +23,9 @@ from relay.cli.conventions import (
     print_json,
     say,
 )
-from relay.kafka.admin import KafkaRefused, KafkaUnreachable
+from relay.kafka.errors import KafkaFailed, KafkaUnreachable
 from relay.log_context import configure_logging
-from relay.serving.preflight import Problem, name_env_vars, preflight
+from relay.serving.preflight import preflight
 from relay.settings import ConfigError, Settings
 
 
@@ -55,7 +53,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = _load_settings(args)
     except ConfigError as exc:
-        return _check_failed(args, document, [Problem("", name_env_vars(str(exc)))])
+        return _check_failed(args, document, [exc], label="configuration error: ")
     problems = preflight(settings)
     document["intake"] = f":{settings.server.port}{settings.intake.path}"
     if problems:
@@ -65,10 +63,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         try:
             report = check_topics(settings, args.timeout)
         except KafkaUnreachable as exc:
-            return _check_failed(args, document, [Problem("kafka.bootstrap_servers", str(exc))])
+            return _check_failed(
+                args, document, [ConfigError(str(exc), setting="kafka.bootstrap_servers")]
+            )
         document["kafka"] = report.to_json()
         if not report.ok:
-            problems = [Problem("topics", line) for line in report.problems()]
+            problems = [ConfigError(line, setting="topics") for line in report.problems()]
             return _check_failed(args, document, problems, kafka_summary=report.summary())
     document["valid"] = True
     if args.json:
@@ -85,8 +85,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _check_failed(
     args: argparse.Namespace,
     document: dict[str, Any],
-    problems: list[Problem],
+    problems: list[ConfigError],
     kafka_summary: str | None = None,
+    label: str = "",
 ) -> int:
     if args.json:
         document["problems"] = [p.to_json() for p in problems]
@@ -95,10 +96,7 @@ def _check_failed(
     if kafka_summary:
         say(f"relay: kafka: {kafka_summary}")
     for problem in problems:
-        # A Kafka connection failure reads best on its own: "relay: cannot reach Kafka at ...".
-        text = problem.message if problem.setting in ("", "kafka.bootstrap_servers") else problem
-        prefix = "configuration error: " if not problem.setting else ""
-        say(f"relay: {prefix}{text}")
+        say(f"relay: {label}{problem}")
     return EXIT_FAILURE
 
 
@@ -192,15 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        say(f"relay: configuration error: {name_env_vars(str(exc))}")
+        say(f"relay: configuration error: {exc}")
         return EXIT_FAILURE
-    except (KafkaUnreachable, KafkaRefused) as exc:
+    except KafkaFailed as exc:
         say(f"relay: {exc}")
-        return EXIT_FAILURE
-    except KafkaException as exc:
-        # Anything else librdkafka raises, in one line rather than a traceback.
-        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
-        say(f"relay: Kafka error: {reason}")
         return EXIT_FAILURE
     return code
 

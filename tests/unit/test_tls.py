@@ -95,7 +95,7 @@ def test_a_key_of_another_certificate_is_refused(
     other = tmp_path / "other.key"
     other.write_bytes(ca.issue("other.relay.test").key_pem)
     message = refused(volume.cert_file, other)
-    assert "server.tls_key_file: does not match server.tls_cert_file" in message
+    assert "server.tls_key_file does not match server.tls_cert_file" in message
     assert "the key is not the certificate's key" in message
     assert "PRIVATE KEY" not in message
 

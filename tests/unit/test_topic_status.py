@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from relay.kafka.admin import KafkaUnreachable
+from relay.kafka.errors import KafkaUnreachable
 from relay.kafka.topic_check import TopicReport
 from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
