@@ -110,20 +110,20 @@ SCENARIOS: dict[str, tuple[bool, Callable[[Stage], None]]] = {
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_no_acknowledged_event_is_lost(
     scenario: str,
-    private_broker: LocalBroker,
+    module_broker: LocalBroker,
     tmp_path: Path,
     record_fault_report: Callable[[FaultReport], None],
 ) -> None:
     spool, fault = SCENARIOS[scenario]
     prefix = f"f{uuid.uuid4().hex[:8]}."
     names = ["order_create", "item_update", "unknown", "dead_letter"]
-    create_topics(private_broker.bootstrap, [prefix + "order_create", prefix + "item_update"])
-    relay = fault_relay(private_broker.bootstrap, prefix, tmp_path, spool=spool)
+    create_topics(module_broker.bootstrap, [prefix + "order_create", prefix + "item_update"])
+    relay = fault_relay(module_broker.bootstrap, prefix, tmp_path, spool=spool)
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     started = time.monotonic()
     settled = sender.around(
-        lambda: fault(Stage(relay, private_broker)),
+        lambda: fault(Stage(relay, module_broker)),
         before=LOAD_BEFORE,
         after=LOAD_AFTER,
         settle=SETTLE,
@@ -134,7 +134,7 @@ def test_no_acknowledged_event_is_lost(
         exit_code = drain_and_stop(relay, spool=spool)
     seconds = time.monotonic() - started
 
-    records = consume_all(private_broker.bootstrap, [prefix + n for n in names], idle=2.0)
+    records = consume_all(module_broker.bootstrap, [prefix + n for n in names], idle=2.0)
     report = reconcile(scenario, spool, seconds, sender.deliveries, records, prefix + "dead_letter")
     record_fault_report(report)
 
