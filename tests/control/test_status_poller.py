@@ -17,7 +17,7 @@ from relay.settings import ConfigError as SettingsError
 from relay.settings import Settings, StatusPollSettings
 from tests.control.conftest import SIMPLE_KEY, Emulator
 from tests.control.test_client import make_client
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.server_thread import ServerThread
 from tests.support.waiting import wait_until
 

@@ -20,8 +20,8 @@ from starlette.testclient import TestClient
 
 from relay.serving.app import create_app
 from relay.settings import Settings
-from tests.fakes import FakeSink
 from tests.hostile.strategies import hostile_bodies
+from tests.support.fake_sink import FakeSink
 
 URL = "/webhooks/ultracart"
 DEAD_LETTER = "ultracart.dead_letter"

@@ -4,7 +4,7 @@ import time
 
 from relay.serving.app import Runtime, create_app
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 
 
 def runtime(grace: float) -> Runtime:

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from relay.events.errors import Unavailable
 from relay.serving.app import create_app
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 
 AUTH = ("ultracart", "s3cret")
 URL = "/webhooks/ultracart"

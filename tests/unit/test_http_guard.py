@@ -19,7 +19,7 @@ import pytest
 from relay.serving.app import create_app
 from relay.serving.server import Servers
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.net import free_port
 from tests.support.waiting import wait_until
 

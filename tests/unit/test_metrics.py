@@ -18,7 +18,7 @@ from relay.serving.app import create_app, export_limits
 from relay.serving.process_metrics import SUPERVISOR, WorkerProcessCollector
 from relay.serving.supervisor import worker_settings
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.metrics import by_label, metric_sum
 
 SECOND = "Basic " + base64.b64encode(b"second:pw2").decode()

@@ -16,7 +16,7 @@ from relay.metrics import RelayMetrics
 from relay.spool.log import SpoolLog
 from relay.spool.quarantine import Quarantine
 from relay.spool.sink import SpoolingSink
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.waiting import await_until
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from relay.events.errors import Unavailable
 from relay.serving.app import create_app
 from relay.settings import ConfigError, Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.waiting import wait_until
 
 AUTH = ("ultracart", "s3cret")

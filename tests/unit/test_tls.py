@@ -20,8 +20,8 @@ from relay.serving.preflight import preflight
 from relay.serving.server import Servers
 from relay.serving.tls import CertificateReloader, certificate_expiry
 from relay.settings import ConfigError, Settings
-from tests.fakes import FakeSink
-from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
+from tests.support.fake_sink import FakeSink
+from tests.support.tls import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
 
 CREDENTIAL = {"auth": {"basic_credentials": ["uc:pw"]}}
 # (the new pair, the pair served before) -> the files a broken renewal leaves behind
