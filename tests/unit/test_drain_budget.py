@@ -3,14 +3,12 @@ from __future__ import annotations
 import time
 
 from relay.serving.app import Runtime, create_app
-from relay.settings import Settings
 from tests.support.fake_sink import FakeSink
+from tests.support.settings import settings_with
 
 
 def runtime(grace: float) -> Runtime:
-    settings = Settings.from_mapping(
-        {"auth": {"basic_credentials": ["a:b"]}, "server": {"shutdown_grace_seconds": grace}}
-    )
+    settings = settings_with(server={"shutdown_grace_seconds": grace})
     built: Runtime = create_app(settings, sink=FakeSink()).state.runtime
     return built
 

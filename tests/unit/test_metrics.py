@@ -20,6 +20,7 @@ from relay.serving.supervisor import worker_settings
 from relay.settings import Settings
 from tests.support.fake_sink import FakeSink
 from tests.support.metrics import by_label, metric_sum
+from tests.support.settings import settings_with
 
 SECOND = "Basic " + base64.b64encode(b"second:pw2").decode()
 
@@ -29,16 +30,13 @@ def scrape(registry: CollectorRegistry) -> str:
 
 
 def test_limits_are_exported_from_the_settings() -> None:
-    settings = Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:s3cret"]},
-            "server": {"admin_port": 0, "max_concurrent_connections": 50},
-            "intake": {
-                "max_inflight_events": 500,
-                "max_events_per_delivery": 100,
-                "max_body_bytes": 4096,
-            },
-        }
+    settings = settings_with(
+        server={"max_concurrent_connections": 50},
+        intake={
+            "max_inflight_events": 500,
+            "max_events_per_delivery": 100,
+            "max_body_bytes": 4096,
+        },
     )
     with TestClient(create_app(settings, sink=FakeSink())) as client:
         text = client.get("/metrics").text
