@@ -68,7 +68,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
             )
         document["kafka"] = report.to_json()
         if not report.ok:
-            problems = [ConfigError(line, setting="topics") for line in report.problems()]
+            problems = [
+                ConfigError(f"topics: {line}", setting="topics") for line in report.problems()
+            ]
             return _check_failed(args, document, problems, kafka_summary=report.summary())
     document["valid"] = True
     if args.json:
