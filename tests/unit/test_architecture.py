@@ -1,4 +1,4 @@
-"""relay's import graph: no cycles, no upward imports, no oversized modules.
+"""relay's import graph: no cycles, no upward imports, no oversized modules (in tests/ too).
 
 The layers, lowest first, are the architecture the README's Layout section draws. A module
 may import from a lower layer or from its own package, never from a higher layer or a
@@ -143,3 +143,25 @@ def test_no_import_cycle() -> None:
 def test_module_size(name: str) -> None:
     lines = len(_modules()[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_MODULE_LINES, f"{name} has {lines} lines; split it by job"
+
+
+TESTS_DIR = PACKAGE_DIR.parent / "tests"
+# Test modules still over the limit, each with the reason it is not split yet. A module
+# leaves this list when it is split; the test below fails if one here is already small.
+OVERSIZED_TESTS: dict[str, str] = {
+    "deploy/test_deploy_chart.py": "chart rendering cases; split pending (deploy/ changes)",
+    "deploy/test_deploy_compose.py": "compose rendering cases; split pending (deploy/ changes)",
+}
+
+
+def _test_modules() -> list[str]:
+    return sorted(str(p.relative_to(TESTS_DIR)) for p in TESTS_DIR.rglob("*.py"))
+
+
+@pytest.mark.parametrize("name", _test_modules())
+def test_test_module_size(name: str) -> None:
+    lines = len((TESTS_DIR / name).read_text(encoding="utf-8").splitlines())
+    if name in OVERSIZED_TESTS:
+        assert lines > MAX_MODULE_LINES, f"tests/{name} is small now: drop it from OVERSIZED_TESTS"
+        return
+    assert lines <= MAX_MODULE_LINES, f"tests/{name} has {lines} lines; split it by subject"
