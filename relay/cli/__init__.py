@@ -197,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaFailed as exc:
         say(f"relay: {exc}")
         return EXIT_FAILURE
+    except OSError as exc:
+        # A file or socket the command was pointed at (schemas export DIR, a port in use).
+        where = f": {exc.filename}" if exc.filename else ""
+        say(f"relay: {exc.strerror or exc}{where}")
+        return EXIT_FAILURE
     return code
 
 

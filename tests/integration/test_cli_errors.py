@@ -49,6 +49,10 @@ CASES = [
     ),
     pytest.param({}, ["tail", "--last", "1"], "cannot reach", id="tail"),
     pytest.param({}, ["dead-letters", "list"], "cannot reach", id="dead-letters"),
+    pytest.param({}, ["schemas", "export", "/proc/relay-no"], "No such file", id="file"),
+    pytest.param(
+        {}, ["webhooks", "list", "--config", "/nonexistent"], "no such file", id="webhooks"
+    ),
 ]
 
 
