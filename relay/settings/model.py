@@ -211,6 +211,8 @@ class TopicPattern(Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.match or not self.topic:
+            # Said of the pattern msgspec was converting: the loader names it from the path
+            # msgspec reports (topics.patterns[N]), which this table cannot know.
             raise ValueError("needs both match and topic")
 
 

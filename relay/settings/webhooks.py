@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import msgspec
 
+from relay.settings.errors import ConfigError
 from relay.settings.loader import Table
 from relay.settings.ultracart import UltraCartApi
 
@@ -31,9 +32,10 @@ class BasicTable(Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.credentials_env and not self.credentials_file:
-            raise ValueError(
+            raise ConfigError(
                 'webhook.basic: set credentials_env (a variable holding "user:password") '
-                "or credentials_file"
+                "or credentials_file",
+                setting="webhook.basic.credentials_env",
             )
 
 
@@ -49,13 +51,19 @@ class WebhookTable(Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("https://", "http://")):
-            raise ValueError("webhook.url must be the http(s) URL of relay's intake")
+            raise ConfigError(
+                "webhook.url must be the http(s) URL of relay's intake", setting="webhook.url"
+            )
         for key in ("maximum_events", "maximum_size"):
             value = getattr(self, key)
             if value is not None and value <= 0:
-                raise ValueError(f"webhook.{key} must be a positive integer")
+                raise ConfigError(
+                    f"webhook.{key} must be a positive integer", setting=f"webhook.{key}"
+                )
         if not self.events:
-            raise ValueError("webhook needs at least one [[webhook.events]] entry")
+            raise ConfigError(
+                "webhook needs at least one [[webhook.events]] entry", setting="webhook.events"
+            )
 
 
 class ControlTable(Table, frozen=True):
