@@ -146,11 +146,6 @@ def test_module_size(name: str) -> None:
 
 
 TESTS_DIR = PACKAGE_DIR.parent / "tests"
-# Test modules still over the limit, each with the reason it is not split yet. A module
-# leaves this list when it is split; the test below fails if one here is already small.
-OVERSIZED_TESTS: dict[str, str] = {
-    "deploy/test_deploy_compose.py": "compose rendering cases; split pending (deploy/ changes)",
-}
 
 
 def _test_modules() -> list[str]:
@@ -160,7 +155,4 @@ def _test_modules() -> list[str]:
 @pytest.mark.parametrize("name", _test_modules())
 def test_test_module_size(name: str) -> None:
     lines = len((TESTS_DIR / name).read_text(encoding="utf-8").splitlines())
-    if name in OVERSIZED_TESTS:
-        assert lines > MAX_MODULE_LINES, f"tests/{name} is small now: drop it from OVERSIZED_TESTS"
-        return
     assert lines <= MAX_MODULE_LINES, f"tests/{name} has {lines} lines; split it by subject"
