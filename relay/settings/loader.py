@@ -60,6 +60,9 @@ def load_document(
     ``env`` laid over it, converted into ``schema``."""
     overrides, origins = env_layer(schema, env, prefix)
     doc = _merge(raw, overrides)
+    unknown = _unknown_key(mi.type_info(schema), doc, "")
+    if unknown is not None:
+        raise ConfigError(f"unknown setting {unknown}", setting=unknown, file=file)
     try:
         return msgspec.convert(doc, schema, dec_hook=_dec_hook)
     except msgspec.ValidationError as error:
@@ -145,6 +148,31 @@ def _table_of(node: mi.Type) -> mi.Type:
     return node
 
 
+def _unknown_key(node: mi.Type, value: Any, path: str) -> str | None:
+    """The first key in ``value`` (a document or part of one, at ``path``) that its table
+    does not declare, found by walking the schema: msgspec would refuse it too, but says
+    where only in its message's text."""
+    node = _table_of(unwrap(node))
+    if isinstance(node, mi.StructType) and isinstance(value, Mapping):
+        fields = {f.encode_name: f.type for f in node.fields}
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key not in fields:
+                return where
+            if (found := _unknown_key(fields[key], item, where)) is not None:
+                return found
+    elif isinstance(node, mi.DictType) and isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if (found := _unknown_key(node.value_type, item, where)) is not None:
+                return found
+    elif isinstance(node, mi.CollectionType) and isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if (found := _unknown_key(node.item_type, item, f"{path}[{index}]")) is not None:
+                return found
+    return None
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = dict(base)
     for key, value in override.items():
@@ -168,7 +196,6 @@ def _dec_hook(kind: type, value: Any) -> Any:
 
 
 _LOCATED = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<key>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`$")
 _ENUM = re.compile(r"^Invalid enum value (?P<got>.*)$")
@@ -217,9 +244,6 @@ def _translate(
     # msgspec's own complaints carry the place only in their text ("... - at `$.a.b`"):
     # it exposes no field for it, so that text is read here, once, and nowhere else.
     message = located["message"]
-    if unknown := _UNKNOWN.match(message):
-        key = ".".join(filter(None, (where, unknown["key"])))
-        return ConfigError(f"unknown setting {key}", setting=key, file=file)
     if missing := _MISSING.match(message):
         key = ".".join(filter(None, (where, missing["key"])))
         return ConfigError(f"{key} is required", setting=key, file=file)
