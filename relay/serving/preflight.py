@@ -22,6 +22,7 @@ from relay.kafka.client_config import producer_config
 from relay.serving.tls import check_pair
 from relay.settings import ENV_PREFIX, ConfigError, Settings
 from relay.settings.loader import env_layer
+from relay.spool.files import fsync_directory, make_directory
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,12 @@ class Problem:
 def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> list[Problem]:
     """Every problem found (empty: serve will start); ``env`` is where RELAY_* came from."""
     env = os.environ if env is None else env
-    problems = [*_credentials(settings), *_librdkafka(settings), *_tls(settings)]
+    problems = [
+        *_credentials(settings),
+        *_librdkafka(settings),
+        *_tls(settings),
+        *_spool_directory(settings),
+    ]
     return [Problem(p.setting, p.message, p.env or env_var_for(p.setting, env)) for p in problems]
 
 
@@ -156,4 +162,38 @@ def _tls(settings: Settings) -> list[Problem]:
                 )
             ]
         return [Problem("server.tls_cert_file", text)]
+    return []
+
+
+def _spool_directory(settings: Settings) -> list[Problem]:
+    """The spool's directory exists or can be created, takes a file, and syncs.
+
+    Tried for real, with a probe file fsynced and removed, because a read-only volume, a
+    full one, or one whose directory fsync fails would otherwise surface as a 503 on the
+    first delivery Kafka cannot take, perhaps weeks after the start.
+    """
+    if not settings.spool.enabled:
+        return []
+    directory = Path(settings.spool.directory)
+    probe = directory / f".preflight-{os.getpid()}"
+    try:
+        make_directory(directory)
+    except OSError as exc:
+        return [Problem("spool.directory", f"cannot create {directory}: {exc.strerror or exc}")]
+    step = "write a file in"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"relay preflight\n")
+            step = "fsync a file in"
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        step = "remove a file from"
+        probe.unlink()
+        step = "fsync"
+        fsync_directory(directory)
+    except OSError as exc:
+        probe.unlink(missing_ok=True)
+        return [Problem("spool.directory", f"cannot {step} {directory}: {exc.strerror or exc}")]
     return []
