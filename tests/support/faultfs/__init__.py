@@ -66,6 +66,11 @@ class FaultFs:
         """The power goes: every request fails with EIO until ``cut``."""
         self.command("freeze")
 
+    def freeze_after_writes(self, writes: int) -> None:
+        """Freeze by itself right after the ``writes``-th next write, before any fsync of
+        it can run: the cut then lands between an append and its sync."""
+        self.command("freeze_after_writes", writes=writes)
+
     def cut(self, seed: int | None = None, *, torn: bool = True) -> dict[str, Any]:
         """Drop what was not synced (keeping a ``seed``-chosen torn prefix of each file's
         unsynced change when ``torn``) and answer again; returns what was dropped."""

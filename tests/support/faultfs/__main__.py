@@ -66,7 +66,10 @@ def _command(server: Server, command: dict[str, Any]) -> dict[str, Any]:
             rng = random.Random(seed) if command.get("torn", True) else None
             report = model.cut(rng)
             server.frozen = False
+            server.freeze_after_writes = None
             result = asdict(report)
+        elif op == "freeze_after_writes":
+            server.freeze_after_writes = command["writes"]
         elif op == "fail_next_fsync":
             model.fail_next_fsync = True
         elif op == "budget":

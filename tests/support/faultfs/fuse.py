@@ -78,6 +78,9 @@ class Server:
         self.model = model
         self.lock = lock
         self.frozen = False
+        # Freeze by itself right after this many more writes (None: not armed), so a cut
+        # can land between a write and its fsync.
+        self.freeze_after_writes: int | None = None
         handlers: dict[int, Callable[[int, bytes], bytes]] = {
             LOOKUP: self._lookup,
             GETATTR: self._getattr,
@@ -130,6 +133,10 @@ class Server:
                         raise OSError(errno.EIO, "the power is off")
                     reply = handler(ino, body)
                     error = 0
+                    if opcode == WRITE and self.freeze_after_writes is not None:
+                        self.freeze_after_writes -= 1
+                        if self.freeze_after_writes <= 0:
+                            self.frozen, self.freeze_after_writes = True, None
                 except OSError as exc:
                     reply, error = b"", -(exc.errno or errno.EIO)
             self._send(unique, error, reply)
