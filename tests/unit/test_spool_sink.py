@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -236,8 +237,6 @@ async def test_a_full_disk_is_503_spool_disk_full_logged_once_and_cleared_by_its
 async def test_a_failed_fsync_is_503_spool_failed_for_good_and_never_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import relay.spool.log
-
     calls = []
 
     def failing_fsync(fd: int) -> None:
@@ -246,7 +245,7 @@ async def test_a_failed_fsync_is_503_spool_failed_for_good_and_never_retried(
 
     async with started(tmp_path, kafka_down()) as (sink, metrics):
         await sink.publish(delivery(0), timeout=1.0)
-        monkeypatch.setattr(relay.spool.log.os, "fsync", failing_fsync)
+        monkeypatch.setattr(os, "fsync", failing_fsync)
         for n in range(1, 4):
             with pytest.raises(Unavailable) as caught:
                 await sink.publish(delivery(n), timeout=1.0)
