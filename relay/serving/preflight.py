@@ -22,6 +22,7 @@ from relay.kafka.client_config import producer_config
 from relay.serving.tls import check_pair
 from relay.settings import ENV_PREFIX, ConfigError, Settings
 from relay.settings.loader import env_layer
+from relay.spool.errors import NO_SPACE
 from relay.spool.files import fsync_directory, make_directory
 
 
@@ -168,32 +169,35 @@ def _tls(settings: Settings) -> list[Problem]:
 def _spool_directory(settings: Settings) -> list[Problem]:
     """The spool's directory exists or can be created, takes a file, and syncs.
 
-    Tried for real, with a probe file fsynced and removed, because a read-only volume, a
-    full one, or one whose directory fsync fails would otherwise surface as a 503 on the
-    first delivery Kafka cannot take, perhaps weeks after the start.
+    Tried for real, with a probe file fsynced and removed, because a read-only volume or
+    one whose fsync fails would otherwise surface as a 503 on the first delivery Kafka
+    cannot take, perhaps weeks after the start. A full volume is no reason not to start:
+    relay still serves straight to Kafka, and answers 503 spool_disk_full only when it
+    needs the spool.
     """
     if not settings.spool.enabled:
         return []
     directory = Path(settings.spool.directory)
     probe = directory / f".preflight-{os.getpid()}"
+    step = "create"
     try:
         make_directory(directory)
-    except OSError as exc:
-        return [Problem("spool.directory", f"cannot create {directory}: {exc.strerror or exc}")]
-    step = "write a file in"
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        step = "write a file in"
         try:
-            os.write(fd, b"relay preflight\n")
-            step = "fsync a file in"
-            os.fsync(fd)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"relay preflight\n")
+                step = "fsync a file in"
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
         finally:
-            os.close(fd)
-        step = "remove a file from"
-        probe.unlink()
+            probe.unlink(missing_ok=True)
         step = "fsync"
         fsync_directory(directory)
     except OSError as exc:
-        probe.unlink(missing_ok=True)
         return [Problem("spool.directory", f"cannot {step} {directory}: {exc.strerror or exc}")]
     return []

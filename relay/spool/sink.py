@@ -205,7 +205,8 @@ class SpoolingSink:
                 "spool_disk_full until space returns",
                 extra={"error": str(exc), "directory": str(self._dir)},
             )
-            self._disk_watch = asyncio.create_task(self._watch_disk(), name="spool-disk-watch")
+            if self._disk_watch is None or self._disk_watch.done():
+                self._disk_watch = asyncio.create_task(self._watch_disk(), name="spool-disk-watch")
         self._disk_full_at = needed
 
     def _disk_has_room(self) -> None:
