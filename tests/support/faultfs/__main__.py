@@ -8,9 +8,12 @@ while the test process is busy, and a test that fails cannot leave it half-serve
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import random
+import signal
 import socket
 import threading
 from dataclasses import asdict
@@ -19,10 +22,16 @@ from typing import Any
 
 from tests.support.faultfs.fuse import Server
 from tests.support.faultfs.model import Model
-from tests.support.faultfs.mount import mount
+from tests.support.faultfs.mount import mount, unmount
+
+PR_SET_PDEATHSIG = 1
 
 
 def main() -> None:
+    # Unmount (in finally) on SIGTERM, and get one when the test process dies, so a
+    # crashed test leaves no mount behind.
+    signal.signal(signal.SIGTERM, _exit)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     parser = argparse.ArgumentParser(prog="faultfs")
     parser.add_argument("mountpoint", type=Path)
     parser.add_argument("control", type=Path)
@@ -40,6 +49,12 @@ def main() -> None:
     finally:
         listener.close()
         args.control.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            unmount(args.mountpoint)  # already unmounted, unless a signal ended serve()
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _control(listener: socket.socket, server: Server) -> None:
