@@ -27,6 +27,7 @@ import pytest
 
 from tests.faults.ledger import FaultReport, reconcile
 from tests.faults.relay_under_test import fault_relay
+from tests.faults.report import report_dir
 from tests.faults.sender import UltraCartSender
 from tests.support.broker import LocalBroker
 from tests.support.faultfs import FaultFs
@@ -131,9 +132,13 @@ def test_power_cuts_lose_nothing_acknowledged(
     report = reconcile(scenario, True, seconds, sender.deliveries, records, prefix + "dead_letter")
     record_fault_report(report)
     torn_tails = (tmp_path / "relay.log").read_text().count(TORN_TAIL)
-    print(f"power cuts: {len(cuts)} cuts, {torn_tails} torn tails truncated on restart")
+    cuts.append(f"{len(cuts)} cuts, {torn_tails} torn tails truncated on restart")
+    print(cuts[-1])
+    # Beside the report, whose row names the run's seed: each cut's place and seed.
+    report_dir().mkdir(parents=True, exist_ok=True)
+    (report_dir() / "power-cuts.log").write_text(f"seed {seed}\n" + "\n".join(cuts) + "\n")
 
-    assert len(cuts) == CUTS
+    assert len(cuts) == CUTS + 1
     assert settled, "some deliveries never got a 2xx within the settle time"
     assert exit_code == 0
     assert report.lost == 0
