@@ -185,6 +185,18 @@ class RelayMetrics:
             "Age of the oldest delivery still waiting in the spool; 0 when it is empty.",
             registry=r,
         )
+        self.spool_disk_full = Gauge(
+            "relay_spool_disk_full",
+            "1 while the spool's volume has no room (ENOSPC): deliveries Kafka cannot take "
+            "get 503 spool_disk_full; back to 0 by itself once space returns.",
+            registry=r,
+        )
+        self.spool_failed = Gauge(
+            "relay_spool_failed",
+            "1 once a spool fsync or write failed for good: relay takes no delivery (503 "
+            "spool_failed, /readyz 503) until it is restarted on a working volume.",
+            registry=r,
+        )
         self.spooled_deliveries = Counter(
             "relay_spooled_deliveries",
             "Deliveries answered from the spool, by why Kafka did not take them directly.",

@@ -26,8 +26,8 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
-from relay.events.errors import PayloadTooLarge, RecordsRefused, Unavailable
-from relay.events.records import Record
+from relay.events.errors import RecordsRefused, Unavailable
+from relay.events.records import Record, check_record_sizes
 from relay.kafka.client_config import max_message_bytes
 from relay.kafka.delivery_reports import LoopPoller, ThreadPoller
 from relay.kafka.errors import KafkaRefused, is_permanent, reason, translate
@@ -187,13 +187,7 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None or not self._ready:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
-        too_big = next((r for r in records if len(r.value) > self._max_record_bytes), None)
-        if too_big is not None:
-            raise PayloadTooLarge(
-                f"a {too_big.label} event is {len(too_big.value)} bytes; the producer accepts "
-                f"at most {self._max_record_bytes} bytes per record",
-                code="event_too_large",
-            )
+        check_record_sizes(records, self._max_record_bytes)
         count = len(records)
         if self._inflight_events + count > self._max_inflight:
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")

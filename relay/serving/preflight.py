@@ -23,13 +23,20 @@ from relay.kafka.errors import translate
 from relay.serving.tls import check_pair
 from relay.settings import ENV_PREFIX, ConfigError, KafkaSettings, Settings
 from relay.settings.loader import env_layer
+from relay.spool.errors import NO_SPACE
+from relay.spool.files import fsync_directory, make_directory
 
 
 def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> list[ConfigError]:
     """Every problem found (empty: serve will start), each naming the variable in ``env``
     (default: the process environment) that set its setting, if one did."""
     env = os.environ if env is None else env
-    problems = [*_credentials(settings), *_librdkafka(settings), *_tls(settings)]
+    problems = [
+        *_credentials(settings),
+        *_librdkafka(settings),
+        *_tls(settings),
+        *_spool_directory(settings),
+    ]
     return [p.located(env=env_var_for(p.setting, env)) for p in problems]
 
 
@@ -129,4 +136,42 @@ def _tls(settings: Settings) -> list[ConfigError]:
         check_pair(server.tls_cert_file, server.tls_key_file)
     except ConfigError as exc:
         return [exc]
+    return []
+
+
+def _spool_directory(settings: Settings) -> list[ConfigError]:
+    """The spool's directory exists or can be created, takes a file, and syncs.
+
+    Tried for real, with a probe file fsynced and removed, because a read-only volume or
+    one whose fsync fails would otherwise surface as a 503 on the first delivery Kafka
+    cannot take, perhaps weeks after the start. A full volume is no reason not to start:
+    relay still serves straight to Kafka, and answers 503 spool_disk_full only when it
+    needs the spool.
+    """
+    if not settings.spool.enabled:
+        return []
+    directory = Path(settings.spool.directory)
+    probe = directory / f".preflight-{os.getpid()}"
+    step = "create"
+    try:
+        make_directory(directory)
+        step = "write a file in"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"relay preflight\n")
+                step = "fsync a file in"
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+        finally:
+            probe.unlink(missing_ok=True)
+        step = "fsync"
+        fsync_directory(directory)
+    except OSError as exc:
+        reason = f"cannot {step} {directory}: {exc.strerror or exc}"
+        return [ConfigError(f"spool.directory: {reason}", setting="spool.directory")]
     return []

@@ -137,6 +137,8 @@ def test_alerts_cover_the_failure_modes() -> None:
         "RelayProduceErrors",
         "RelayKafkaUnreachable",
         "RelaySpoolGrowing",
+        "RelaySpoolDiskFull",
+        "RelaySpoolFailed",
         "RelayUltraCartWebhookDisabled",
     } <= names
 

@@ -13,7 +13,10 @@ from tests.support.waiting import wait_until
 ACK_DEADLINE = 2.0
 
 
-def fault_relay(bootstrap: str, prefix: str, tmp_path: Path, *, spool: bool) -> RelayProcess:
+def fault_relay(
+    bootstrap: str, prefix: str, tmp_path: Path, *, spool: bool, spool_directory: Path | None = None
+) -> RelayProcess:
+    """``spool_directory`` defaults to one under ``tmp_path`` (faultfs scenarios pass theirs)."""
     env = {
         **topic_env(prefix),
         "RELAY_INTAKE__ACK_DEADLINE_SECONDS": str(ACK_DEADLINE),
@@ -22,7 +25,7 @@ def fault_relay(bootstrap: str, prefix: str, tmp_path: Path, *, spool: bool) -> 
     if spool:
         env |= {
             "RELAY_SPOOL__ENABLED": "true",
-            "RELAY_SPOOL__DIRECTORY": str(tmp_path / "spool"),
+            "RELAY_SPOOL__DIRECTORY": str(spool_directory or tmp_path / "spool"),
             "RELAY_SPOOL__MAX_BYTES": str(256 * 1024 * 1024),
         }
     return RelayProcess(bootstrap, env, log_path=tmp_path / "relay.log")
