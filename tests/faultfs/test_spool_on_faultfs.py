@@ -155,7 +155,9 @@ def test_preflight_tries_the_volume_and_starts_on_a_full_one(faultfs: FaultFs) -
     faultfs.fail_next_fsync()
     [problem] = preflight(settings, env={})
     assert problem.setting == "spool.directory"
-    assert problem.message == f"cannot fsync a file in {faultfs.path / 'spool'}: Input/output error"
+    assert problem.message == (
+        f"spool.directory: cannot fsync a file in {faultfs.path / 'spool'}: Input/output error"
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
