@@ -14,12 +14,11 @@ from typing import Any, cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 # confluent_kafka.admin re-exports this without declaring it, which mypy --strict rejects.
 from confluent_kafka.admin._metadata import TopicMetadata
 
-from relay.kafka.admin import quiet_librdkafka_logger
+from relay.kafka.admin import Admin, quiet_librdkafka_logger
 from relay.kafka.client_config import admin_config
 from relay.kafka.errors import KafkaFailed, KafkaRefused, KafkaUnreachable, translate
 from relay.settings import KafkaSettings
@@ -76,8 +75,9 @@ class TopicReader:
         # librdkafka's per-reconnect lines at debug level: the failure is reported once, in words.
         config = {**admin_config(kafka), "logger": quiet_librdkafka_logger()}
         self._bootstrap = kafka.bootstrap_servers
+        # Admin: bounded metadata calls whose failure names the most specific reason.
+        self._admin = Admin(kafka)
         try:
-            self._admin = AdminClient(config)
             self._consumer = self._new_consumer(kafka, config)
         except KafkaException as exc:
             raise KafkaRefused(f"librdkafka refused the configuration: {translate(exc)}") from None
@@ -107,10 +107,7 @@ class TopicReader:
         return [t for t in topics if t in known and known[t].error is None]
 
     def _topics(self) -> dict[str, TopicMetadata]:
-        try:
-            return self._admin.list_topics(timeout=self._timeout).topics
-        except KafkaException as exc:
-            raise KafkaUnreachable(self._bootstrap, translate(exc).text) from None
+        return self._admin.metadata(self._timeout).topics
 
     def assign(self, topics: Sequence[str], start: Start) -> None:
         known = self._topics()
@@ -122,7 +119,7 @@ class TopicReader:
                         TopicPartition(topic, partition), timeout=self._timeout
                     )
                 except KafkaException as exc:
-                    raise KafkaUnreachable(self._bootstrap, translate(exc).text) from None
+                    raise KafkaUnreachable(self._bootstrap, self._admin.reason(exc)) from None
                 first = low if start.last is None else max(low, high - start.last)
                 self._ends[(topic, partition)] = high
                 assignment.append(TopicPartition(topic, partition, first))

@@ -60,9 +60,9 @@ def load_document(
     ``env`` laid over it, converted into ``schema``."""
     overrides, origins = env_layer(schema, env, prefix)
     doc = _merge(raw, overrides)
-    unknown = _unknown_key(mi.type_info(schema), doc, "")
-    if unknown is not None:
-        raise ConfigError(f"unknown setting {unknown}", setting=unknown, file=file)
+    misplaced = _misplaced(mi.type_info(schema), doc, "")
+    if misplaced is not None:
+        raise misplaced.located(file=file)
     try:
         return msgspec.convert(doc, schema, dec_hook=_dec_hook)
     except msgspec.ValidationError as error:
@@ -148,28 +148,31 @@ def _table_of(node: mi.Type) -> mi.Type:
     return node
 
 
-def _unknown_key(node: mi.Type, value: Any, path: str) -> str | None:
+def _misplaced(node: mi.Type, value: Any, path: str) -> ConfigError | None:
     """The first key in ``value`` (a document or part of one, at ``path``) that its table
-    does not declare, found by walking the schema: msgspec would refuse it too, but says
-    where only in its message's text."""
+    does not declare, or the first required key it lacks, found by walking the schema:
+    msgspec refuses both too, but says where only in its message's text."""
     node = _table_of(unwrap(node))
+    children: list[tuple[mi.Type, Any, str]] = []
     if isinstance(node, mi.StructType) and isinstance(value, Mapping):
-        fields = {f.encode_name: f.type for f in node.fields}
+        fields = {f.encode_name: f for f in node.fields}
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
             if key not in fields:
-                return where
-            if (found := _unknown_key(fields[key], item, where)) is not None:
-                return found
+                return ConfigError(f"unknown setting {where}", setting=where)
+            children.append((fields[key].type, item, where))
+        for name, field in fields.items():
+            where = f"{path}.{name}" if path else name
+            if field.required and name not in value:
+                return ConfigError(f"{where} is required", setting=where)
     elif isinstance(node, mi.DictType) and isinstance(value, Mapping):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if (found := _unknown_key(node.value_type, item, where)) is not None:
-                return found
+            children.append((node.value_type, item, f"{path}.{key}" if path else str(key)))
     elif isinstance(node, mi.CollectionType) and isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            if (found := _unknown_key(node.item_type, item, f"{path}[{index}]")) is not None:
-                return found
+        children = [(node.item_type, item, f"{path}[{n}]") for n, item in enumerate(value)]
+    for child, item, where in children:
+        if (found := _misplaced(child, item, where)) is not None:
+            return found
     return None
 
 
@@ -196,7 +199,6 @@ def _dec_hook(kind: type, value: Any) -> Any:
 
 
 _LOCATED = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING = re.compile(r"^Object missing required field `(?P<key>[^`]*)`$")
 _EXPECTED = re.compile(r"^Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`$")
 _ENUM = re.compile(r"^Invalid enum value (?P<got>.*)$")
 _KINDS = {
@@ -241,12 +243,10 @@ def _translate(
         # A table's own check (__post_init__) names its setting itself.
         setting = cause.setting or where
         return cause.located(env=origins.get(setting), file=file, setting=setting)
-    # msgspec's own complaints carry the place only in their text ("... - at `$.a.b`"):
-    # it exposes no field for it, so that text is read here, once, and nowhere else.
+    # msgspec's type and value complaints carry the place only in their text ("... - at
+    # `$.a.b`"): it exposes no field for it, so that text is read here, once, and nowhere
+    # else. (Unknown and missing keys were found by walking the schema, above.)
     message = located["message"]
-    if missing := _MISSING.match(message):
-        key = ".".join(filter(None, (where, missing["key"])))
-        return ConfigError(f"{key} is required", setting=key, file=file)
     if expected := _EXPECTED.match(message):
         said = f"{where} must be {_kind(expected['want'])}, not {_kind(expected['got'])}"
     elif (enum := _ENUM.match(message)) and (choices := _choices(schema, where)):

@@ -314,7 +314,9 @@ def _checked(settings: Settings, env: Mapping[str, str], file: str | None) -> Se
         raise ConfigError(
             "no intake credential configured: set auth.basic_credentials (or "
             "RELAY_AUTH__BASIC_CREDENTIALS), auth.basic_credentials_file or "
-            "auth.signature.secrets; auth.allow_unauthenticated = true accepts anyone"
+            "auth.signature.secrets; auth.allow_unauthenticated = true accepts anyone",
+            setting="auth.basic_credentials",
+            file=file,
         )
     poller = resolve_poller(settings.ultracart, env, file)
     return msgspec.structs.replace(settings, ultracart=poller)

@@ -19,7 +19,7 @@ from tests.control.conftest import SIMPLE_KEY, Emulator
 from tests.control.test_client import make_client
 from tests.support.fake_sink import FakeSink
 from tests.support.server_thread import ServerThread
-from tests.support.settings import settings_with
+from tests.support.settings import CREDENTIAL_ENV, settings_with
 from tests.support.waiting import wait_until
 
 URL = "https://relay.example.com/webhooks/ultracart"
@@ -91,14 +91,12 @@ def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Pat
 
 def test_settings_are_off_by_default_and_checked_when_on() -> None:
     def poller(**env: str) -> StatusPollSettings:
-        loaded = Settings.load(
-            env={"RELAY_AUTH__BASIC_CREDENTIALS": "u:p", "ULTRACART_SIMPLE_KEY": "k", **env}
-        )
+        loaded = Settings.load(env={**CREDENTIAL_ENV, "ULTRACART_SIMPLE_KEY": "k", **env})
         assert isinstance(loaded.ultracart, StatusPollSettings)
         return loaded.ultracart
 
     assert poller().enabled is False
-    default = Settings.from_mapping({"auth": {"basic_credentials": ["u:p"]}})
+    default = settings_with()
     assert default.ultracart.enabled is False
     with pytest.raises(SettingsError, match="webhook_oid or webhook_url"):
         poller(RELAY_ULTRACART__ENABLED="true")

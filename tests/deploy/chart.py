@@ -11,12 +11,7 @@ import kubernetes_validate.utils as kubernetes_schemas  # type: ignore[import-un
 import pytest
 import yaml
 
-from tests.deploy.support import (
-    Manifest,
-    find_file,
-    one,
-    pod_spec,
-)
+from tests.deploy.support import Manifest, find_file, one, pod_spec
 
 NAME = "relay"  # release "relay" of chart "relay": every object is called "relay..."
 SASL: dict[str, Any] = {

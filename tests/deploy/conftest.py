@@ -9,18 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.chart import (
-    VALUE_SETS,
-)
-from tests.deploy.compose_file import (
-    COMPOSE_FILE,
-    TLS_OVERLAY,
-)
-from tests.deploy.support import (
-    Manifest,
-    find_tool,
-    render_chart,
-)
+from tests.deploy.chart import VALUE_SETS
+from tests.deploy.compose_file import COMPOSE_FILE, TLS_OVERLAY
+from tests.deploy.support import Manifest, find_tool, render_chart
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ import jsonschema
 import kubernetes_validate.utils as kubernetes_schemas  # type: ignore[import-untyped]
 import pytest
 
-from tests.deploy.chart import (
-    NAME,
-    VALUE_SETS,
-    crd_schema,
-    validate,
-    workload,
-)
+from tests.deploy.chart import NAME, VALUE_SETS, crd_schema, validate, workload
 from tests.deploy.support import (
     CHART_DIR,
     KUBE_VERSIONS,

@@ -8,12 +8,7 @@ from typing import Any
 import pytest
 
 from relay.control.desired import load as load_webhooks
-from tests.deploy.chart import (
-    NAME,
-    VALUE_SETS,
-    validate,
-    workload,
-)
+from tests.deploy.chart import NAME, VALUE_SETS, validate, workload
 from tests.deploy.support import (
     CHART_DIR,
     KUBE_VERSIONS,

@@ -15,13 +15,7 @@ import yaml
 
 from relay.kafka.client_config import producer_config
 from relay.settings import Settings
-from tests.deploy.chart import (
-    NAME,
-    VALUE_SETS,
-    relay_container,
-    relay_toml,
-    workload,
-)
+from tests.deploy.chart import NAME, VALUE_SETS, relay_container, relay_toml, workload
 from tests.deploy.support import (
     CHART_DIR,
     KUBE_VERSIONS,

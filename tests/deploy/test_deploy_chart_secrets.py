@@ -12,10 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.chart import (
-    NAME,
-    workload,
-)
+from tests.deploy.chart import NAME, workload
 from tests.deploy.fake_kube import FakeKube, fake_kube
 from tests.deploy.support import (
     CHART_DIR,

@@ -13,17 +13,8 @@ import pytest
 
 from relay.settings import ConfigError, Settings
 from relay.settings.coerce import unwrap
-from tests.deploy.chart import (
-    relay_container,
-    workload,
-)
-from tests.deploy.support import (
-    CHART_DIR,
-    REPO_ROOT,
-    Manifest,
-    helm_template,
-    pod_spec,
-)
+from tests.deploy.chart import relay_container, workload
+from tests.deploy.support import CHART_DIR, REPO_ROOT, Manifest, helm_template, pod_spec
 
 # values.schema.json and relay's own settings.
 

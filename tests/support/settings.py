@@ -10,6 +10,8 @@ from relay.settings import Settings
 # The Basic pair in-process tests send (tests/support/relay.py's CREDENTIALS is the one the
 # relay processes accept).
 BASIC_PAIR = "ultracart:s3cret"
+# The same, for Settings.load(env=...): the least a loaded configuration must have.
+CREDENTIAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": BASIC_PAIR}
 
 
 def settings_with(env: Mapping[str, str] | None = None, **tables: Mapping[str, Any]) -> Settings:

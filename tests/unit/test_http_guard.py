@@ -70,7 +70,7 @@ def exchange(servers: Servers, *pieces: bytes, pause: float = 0.0) -> bytes:
         for piece in pieces:
             with contextlib.suppress(OSError):  # relay may have closed already
                 s.sendall(piece)
-            time.sleep(pause)
+            time.sleep(pause)  # real time on purpose: the guard's timeouts are the subject
         answer = b""
         with contextlib.suppress(ConnectionResetError):
             while chunk := s.recv(65536):

@@ -203,6 +203,23 @@ def test_unknown_keys_are_refused_in_every_table_enabled_or_not(
     assert str(caught.value) == f"unknown setting {caught.value.setting} (in {path})"
 
 
+def test_an_unknown_key_in_a_list_of_tables_is_named_with_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    text = '[auth]\nbasic_credentials = ["u:p"]\n[[topics.patterns]]\nmatch = "a*"\ntopic = "b"\n'
+    path.write_text(text + "[[topics.patterns]]\nmatch = 'c*'\ntopic = 'd'\ntopik = 'e'\n")
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, env={})
+    assert (caught.value.setting, caught.value.file) == ("topics.patterns[1].topik", str(path))
+
+
+def test_a_table_check_is_named_with_the_variable_that_set_its_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env={**BASE_RELAY, "RELAY_INTAKE__ACK_DEADLINE_SECONDS": "45"})
+    assert caught.value.setting == "intake.ack_deadline_seconds"
+    assert caught.value.env == "RELAY_INTAKE__ACK_DEADLINE_SECONDS"
+    assert str(caught.value).startswith("RELAY_INTAKE__ACK_DEADLINE_SECONDS: intake.ack_deadline")
+
+
 def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
     path = tmp_path / "relay.toml"
     path.write_text('[auth]\nbasic_credentials = ["u:p"]\n[server]\nport = "80"\n')
