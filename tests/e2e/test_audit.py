@@ -177,7 +177,8 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
         records = read_topics(kafka_bootstrap, [items, orders])
         restored = {r.header("ce_id"): r for r in records if r.header("relay_repaired_from")}
         assert set(restored) == expected
-        originals = {**kept, **swallowed}
+        originals: dict[str | None, bytes] = dict(kept)
+        originals.update(swallowed)
         for ce_id, record in restored.items():
             assert record.value == originals[ce_id]  # byte for byte
             assert record.header("relay_repaired_from") == f"ultracart-log:{logs_of[ce_id]}"
