@@ -44,6 +44,10 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
+# The emulator's bucket holds an hour's calls: pacing at 1,000 an hour would only slow the
+# test down (the budget has its own test below).
+FAST = ("--since", "10m", "--api-calls-per-hour", "36000")
+
 
 def _queue(api: str, event_name: str, **body: object) -> None:
     answer = httpx2.post(f"{api}/_emulator/events", json={"event_name": event_name, **body})
@@ -103,7 +107,7 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
         _queue(emulator.url, "item_update", count=10)
         _queue(emulator.url, "order_create", count=6)
         _settled(webhook, 16)
-        first = run_audit(capsys, config, "--since", "10m")
+        first = run_audit(capsys, config, *FAST)
         assert first.code == 0, first.err
         assert first.counts["events"] == 16 == first.counts["in_kafka"], json.dumps(
             first.document, indent=1
@@ -157,7 +161,7 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
         wait_until(lambda: read_topics(kafka_bootstrap, [orders]), timeout=30)
 
         expected = deleted | lost_orders | set(swallowed)
-        found = run_audit(capsys, config, "--since", "10m")
+        found = run_audit(capsys, config, *FAST)
         assert found.code == 1, found.err
         assert {e["ce_id"] for e in found.with_outcome("missing")} == expected
         [pending] = found.with_outcome("pending")
@@ -169,7 +173,7 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
         # 17 items and 7 orders logged as delivered, plus the failed attempt's item.
         assert found.counts["events"] == len(expected) + found.counts["in_kafka"] + 2
 
-        repaired = run_audit(capsys, config, "--since", "10m", "--repair")
+        repaired = run_audit(capsys, config, *FAST, "--repair")
         assert repaired.code == 0, repaired.err
         assert repaired.counts["repaired"] == len(expected)
         assert repaired.counts["missing_after_repair"] == 0
@@ -185,7 +189,7 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
             assert record.topic == (orders if ce_id in lost_orders else items)
 
         before = _ends(kafka_bootstrap, [items, orders])
-        again = run_audit(capsys, config, "--since", "10m", "--repair")
+        again = run_audit(capsys, config, *FAST, "--repair")
         assert again.code == 0, again.err
         assert again.counts["missing"] == 0 and again.counts["repaired"] == 0
         assert _ends(kafka_bootstrap, [items, orders]) == before  # nothing written
@@ -227,7 +231,8 @@ def test_audit_keeps_to_its_api_budget_under_the_emulators_rate_limit(
 
         refused = state.rejected[429]
         started = time.monotonic()
-        paced = run_audit(capsys, config, "--since", "10m", "--api-calls-per-hour", str(per_hour))
+        paced_at = ("--api-calls-per-hour", str(per_hour))
+        paced = run_audit(capsys, config, "--since", "10m", *paced_at)
         elapsed = time.monotonic() - started
         assert paced.code == 0, paced.err
         assert paced.counts["in_kafka"] == 16 and paced.counts["deliveries"] == 8
@@ -249,12 +254,25 @@ def test_audit_keeps_to_its_api_budget_under_the_emulators_rate_limit(
 
         # --max-api-calls bounds the run: what it cannot read is unverifiable, not missing.
         time.sleep(2)
-        bounded = run_audit(capsys, config, "--since", "10m", "--max-api-calls", "5")
+        bounded = run_audit(capsys, config, "--since", "10m", "--max-api-calls", "5", *paced_at)
         assert bounded.document["api_calls"] == 5
         # 1 list call, 1 page of summaries, 3 logs read: 5 deliveries left unread.
         assert bounded.counts["unverifiable"] == 5 and bounded.counts["in_kafka"] == 6
         assert bounded.code == 0
         _check_reports_shape(bounded)
+
+        # An item larger than the log keeps: unverifiable, and --reflow asks UltraCart to
+        # re-send every item, once.
+        big = {"merchant_id": "DEMO", "merchant_item_oid": 1, "notes": os.urandom(60_000).hex()}
+        _queue(emulator.url, "item_update", objects=[big])
+        _settled(webhook, 17)
+        time.sleep(2)
+        reflowed = run_audit(capsys, config, "--since", "10m", "--reflow", *paced_at)
+        assert reflowed.code == 0, reflowed.err
+        [cut_short] = reflowed.with_outcome("unverifiable")
+        assert cut_short["truncated"] is True and "reflow item_update" in cut_short["advice"]
+        assert reflowed.document["reflows"] == [{"event_name": "item_update", "queued": True}]
+        assert len(webhook.queue) + webhook.delivered_events >= 17 + options.items
 
 
 def _check_reports_shape(run: AuditRun) -> None:
