@@ -107,20 +107,21 @@ class Judge:
         order_ids = tuple(str(o) for o in delivery.summary.get("order_ids") or [])
         keyed = [n for n in names if "order_id" in self._keys.fields_for(n)]
         topics = sorted({self._router.topic_for(n) for n in keyed})
-        if not names:
-            names = ["(unknown)"]
-        if not keyed or not order_ids:
-            for name in names:
-                event = self._summary_event(
-                    delivery,
-                    name,
-                    "unverifiable",
-                    reason + "; the summary names no order ids to look for",
-                    order_ids,
-                    advice=reflow_advice(name, order_ids),
-                )
-                event.truncated = True
-                yield event
+        if not order_ids:
+            keyed = []
+        # Names not keyed by order id (items, customers...) have nothing to look for.
+        for name in [n for n in names if n not in keyed] or ([] if keyed else ["(unknown)"]):
+            event = self._summary_event(
+                delivery,
+                name,
+                "unverifiable",
+                reason + "; the summary names no id to look for this event by",
+                order_ids,
+                advice=reflow_advice(name, order_ids),
+            )
+            event.truncated = True
+            yield event
+        if not keyed:
             return
         label = "|".join(keyed)
         for order_id in order_ids:

@@ -152,7 +152,18 @@ def test_a_truncated_delivery_is_checked_by_its_order_ids_as_keys() -> None:
     assert not judged.repairable  # nothing to republish from a cut body
     items = WebhookLogSummary(request_id="log-4", success=True, event_names=["item_update"])
     [event] = _judge(index).judge(_delivery(items), cut, timedelta(minutes=5)).events
-    assert event.outcome == "unverifiable" and "no order ids" in str(event.reason)
+    assert event.outcome == "unverifiable" and "no id to look for" in str(event.reason)
+    both = WebhookLogSummary(
+        request_id="log-5",
+        success=True,
+        event_names=["item_update", "order_create"],
+        order_ids=["A-1"],
+    )
+    events = _judge(index).judge(_delivery(both), cut, timedelta(minutes=5)).events
+    assert [(e.event_name, e.checked_by, e.outcome) for e in events] == [
+        ("item_update", "summary", "unverifiable"),
+        ("order_create", "key", "unverifiable"),
+    ]
 
 
 def _window(now: datetime) -> Window:
