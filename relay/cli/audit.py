@@ -10,19 +10,23 @@ ce_ids are computed from them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
 from relay.cli.control_common import Handler, find_webhook, load_config, on_wait, say, webhook_oid
 from relay.cli.conventions import EXIT_USAGE, print_json
-from relay.cli.times import moment, span
+from relay.cli.times import is_span, moment, span
 from relay.control.budget import DEFAULT_CALLS_PER_HOUR, CallBudget
 from relay.control.factory import build_client
 from relay.settings.errors import ConfigError
+
+if TYPE_CHECKING:
+    from relay.audit.outcome import AuditReport
 
 
 def _moment(text: str) -> datetime:
@@ -30,6 +34,12 @@ def _moment(text: str) -> datetime:
         return moment(text)
     except ConfigError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _moment_text(text: str) -> str:
+    """A valid --since, kept as text: with --every, a span is counted back from each run."""
+    _moment(text)
+    return text
 
 
 def _span(text: str) -> object:
@@ -68,9 +78,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from relay.audit.run import AuditRequest, audit
     from relay.settings import Settings
 
-    now = datetime.now(UTC)
-    if args.until is not None and args.until <= args.since:
-        say("relay: error: --until must be later than --since")
+    problem = _usage_problem(args)
+    if problem:
+        say(f"relay: error: {problem}")
         return EXIT_USAGE
     config = load_config(args)
     try:
@@ -80,28 +90,86 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.bootstrap:
         kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=args.bootstrap)
         settings = msgspec.structs.replace(settings, kafka=kafka)
-    budget = CallBudget(args.api_calls_per_hour, args.max_api_calls)
-    client = build_client(config.api, on_wait=on_wait, budget=budget)
-    oid = webhook_oid(find_webhook(client, config))
-    request = AuditRequest(
-        window=Window(args.since, args.until, args.pending_for, now),
-        kafka_window=args.kafka_window,
-        repair=args.repair,
-        reflow=args.reflow,
-    )
-    report = audit(client, oid, settings, request, progress_line(budget, sys.stderr))
-    report.api_calls = budget.spent
-    if args.json:
-        print_json(report.to_json())
-    else:
+    client = build_client(config.api, on_wait=on_wait)
+
+    def run_once() -> AuditReport:
+        # A fresh budget per run: --max-api-calls bounds each run, and runs are --every apart.
+        budget = CallBudget(args.api_calls_per_hour, args.max_api_calls)
+        client.budget = budget
+        now = datetime.now(UTC)
+        oid = webhook_oid(find_webhook(client, config))
+        request = AuditRequest(
+            window=Window(moment(args.since, now), args.until, args.pending_for, now),
+            kafka_window=args.kafka_window,
+            repair=args.repair,
+            reflow=args.reflow,
+        )
+        report = audit(client, oid, settings, request, progress_line(budget, sys.stderr))
+        report.api_calls = budget.spent
+        return report
+
+    if args.every is None:
+        report = run_once()
+        _output(report, args.json)
+        return report.exit_code
+    return _run_every(args, run_once)
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    since = moment(args.since)
+    if args.until is not None and args.until <= since:
+        return "--until must be later than --since"
+    if args.every is not None and (args.until is not None or not is_span(args.since)):
+        return "--every audits a span back from each run (--since 25h), without --until"
+    if args.metrics_port is not None and args.every is None:
+        return "--metrics-port serves the metrics of --every runs"
+    return None
+
+
+def _run_every(args: argparse.Namespace, run_once: Callable[[], AuditReport]) -> int:
+    import signal
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from relay.audit.continuous import run_every
+    from relay.audit.metrics import AuditMetrics
+
+    metrics = AuditMetrics()
+    server = None
+    if args.metrics_port is not None:
+        server, _thread = start_http_server(
+            args.metrics_port, addr=args.metrics_host, registry=metrics.registry
+        )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    say(f"relay: auditing every {args.every}, over the last {args.since} each time")
+    try:
+        run_every(
+            run_once,
+            args.every.total_seconds(),
+            metrics,
+            stop,
+            on_report=lambda report: _output(report, args.json, one_line=True),
+        )
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+def _output(report: AuditReport, as_json: bool, one_line: bool = False) -> None:
+    if not as_json:
         _print(report)
-    return report.exit_code
+    elif one_line:
+        # --every --json: one document per run, one per line.
+        print(json.dumps(report.to_json(), default=str), flush=True)
+    else:
+        print_json(report.to_json())
 
 
-def _print(report: object) -> None:
-    from relay.audit.outcome import AuditReport
-
-    assert isinstance(report, AuditReport)
+def _print(report: AuditReport) -> None:
     counts = report.counts()
     for event in report.events:
         if event.outcome == "in_kafka":
@@ -137,7 +205,10 @@ def add_audit_command(add: Callable[[str, Handler, str], argparse.ArgumentParser
         "check every delivery in UltraCart's log against Kafka; --repair what is missing",
     )
     parser.add_argument(
-        "--since", required=True, type=_moment, help="ISO date-time or a span back: 30m, 2h, 7d"
+        "--since",
+        required=True,
+        type=_moment_text,
+        help="ISO date-time or a span back: 30m, 2h, 7d",
     )
     parser.add_argument("--until", type=_moment, default=None, help="end of the window")
     parser.add_argument(
@@ -188,4 +259,22 @@ def add_audit_command(add: Callable[[str, Handler, str], argparse.ArgumentParser
         default=None,
         help="Kafka bootstrap servers (default: relay's kafka.bootstrap_servers)",
     )
-    parser.add_argument("--json", action="store_true", help="the report as one JSON document")
+    parser.add_argument(
+        "--every",
+        type=_span,
+        default=None,
+        help="run until stopped: audit the last --since every SPAN (e.g. --since 25h --every "
+        "1h), with the results as metrics",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="with --every, serve relay_audit_* metrics on this port (/metrics)",
+    )
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="the report as one JSON document (with --every, one per run, one per line)",
+    )

@@ -11,6 +11,10 @@ _SPAN = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def is_span(text: str) -> bool:
+    return bool(_SPAN.fullmatch(text.strip()))
+
+
 def span(text: str) -> timedelta:
     match = _SPAN.fullmatch(text.strip())
     if not match:

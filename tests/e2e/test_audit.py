@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -38,7 +43,7 @@ from tests.e2e.audit_support import (
     webhooks_toml,
 )
 from tests.support.net import free_port
-from tests.support.relay import CREDENTIALS, RelayProcess, topic_env
+from tests.support.relay import CREDENTIALS, RelayProcess, serve_env, topic_env
 from tests.support.server_thread import ServerThread
 from tests.support.waiting import wait_until
 
@@ -193,6 +198,53 @@ def test_audit_finds_what_went_missing_and_repair_restores_it(
         assert again.code == 0, again.err
         assert again.counts["missing"] == 0 and again.counts["repaired"] == 0
         assert _ends(kafka_bootstrap, [items, orders]) == before  # nothing written
+
+        # Continuously: `--every` as its own process, its results as metrics, SIGTERM ends it.
+        started = time.time()
+        watched = _every(config, relay, topic_prefix)
+        try:
+            metrics = wait_until(
+                lambda: _scraped(watched.port, 'relay_audit_runs_total{result="ok"}', 2),
+                timeout=60,
+                message="the --every audit did not complete two runs",
+            )
+        finally:
+            watched.process.send_signal(signal.SIGTERM)
+            assert watched.process.wait(timeout=20) == 0
+        assert 'relay_audit_events{outcome="missing"} 0.0' in metrics
+        assert 'relay_audit_events{outcome="unverifiable"} 1.0' in metrics
+        last = re.search(r"^relay_audit_last_success_timestamp_seconds (\S+)$", metrics, re.M)
+        assert last is not None and float(last.group(1)) >= started
+
+
+@dataclass
+class _Every:
+    process: subprocess.Popen[bytes]
+    port: int
+
+
+def _every(config: Path, relay: RelayProcess, prefix: str) -> _Every:
+    port = free_port()
+    env = {
+        **serve_env(
+            bootstrap=relay.bootstrap, port=relay.port, admin_port=0, credentials=CREDENTIALS
+        ),
+        **topic_env(prefix),
+    }
+    command = [sys.executable, "-m", "relay", "webhooks", "audit", "--config", str(config)]
+    command += [*FAST, "--every", "1s", "--metrics-port", str(port), "--metrics-host"]
+    command += ["127.0.0.1", "--json"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    return _Every(process, port)
+
+
+def _scraped(port: int, series: str, at_least: float) -> str | None:
+    try:
+        text = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx2.HTTPError:
+        return None
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return text if match and float(match.group(1)) >= at_least else None
 
 
 def _created(future: object) -> bool:

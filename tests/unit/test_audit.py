@@ -266,3 +266,57 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
         code = int(stop.code or 0)
     assert code == 2
     assert capsys.readouterr().err
+
+
+def test_every_run_updates_the_metrics_and_a_failed_run_is_counted() -> None:
+    import threading
+
+    from prometheus_client import generate_latest
+
+    from relay.audit.continuous import run_every
+    from relay.audit.metrics import AuditMetrics
+    from relay.control.errors import TransportError
+
+    metrics = AuditMetrics()
+    stop = threading.Event()
+    calls = [0]
+
+    def run_once() -> AuditReport:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise TransportError("UltraCart unreachable")
+        if calls[0] == 3:
+            stop.set()
+        report = AuditReport(webhook_oid=1, since="s", until=None, deliveries=3)
+        log = _log(_bodies()["object"].decode())
+        rebuilt = rebuild(log, _builder(), SETTINGS.intake)
+        summary = WebhookLogSummary(request_id="log-1", success=True)
+        report.events = (
+            _judge(KafkaIndex()).judge(_delivery(summary, log), rebuilt, timedelta(0)).events
+        )
+        return report
+
+    assert run_every(run_once, 0.0, metrics, stop, clock=lambda: 1234.0) == 3
+    text = generate_latest(metrics.registry).decode()
+    assert 'relay_audit_runs_total{result="missing"} 2.0' in text
+    assert 'relay_audit_runs_total{result="error"} 1.0' in text
+    assert 'relay_audit_events{outcome="missing"} 2.0' in text
+    assert "relay_audit_last_success_timestamp_seconds 1234.0" in text
+    assert "relay_audit_deliveries 3.0" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--since", "2026-12-01T00:00Z", "--every", "1h"],
+        ["--since", "2h", "--until", "1h", "--every", "1h"],
+        ["--since", "2h", "--metrics-port", "9999"],
+    ],
+)
+def test_every_needs_a_span_and_no_until(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay import cli
+
+    assert cli.main(["webhooks", "audit", *argv]) == 2
+    assert "relay: error: --" in capsys.readouterr().err
