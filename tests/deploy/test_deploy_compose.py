@@ -37,7 +37,7 @@ WEBHOOKS_ENV_EXAMPLE = REPO_ROOT / "webhooks.env.example"
 RELAY_IMAGE = "relay:local"
 BASE_SERVICES = {"kafka", "relay-credentials", "kafka-topics", "relay", "prometheus", "grafana"}
 DEMO_SERVICES = {"emulator", "demo-webhook", "demo-traffic"}
-CONTROL_SERVICES = {"webhooks"}
+CONTROL_SERVICES = {"webhooks", "audit"}
 ONE_SHOTS = {"relay-credentials", "kafka-topics", "demo-webhook", "webhooks"}
 # The operator's files: optional, git-ignored, documented by the .example beside them.
 OPERATOR_ENV_FILES = {"relay.env", "webhooks.env"}
@@ -322,6 +322,7 @@ def test_relay_commands_are_accepted_by_relay(services: dict[str, dict[str, Any]
         "emulator": "emulator",
         "demo-webhook": "webhooks",
         "webhooks": "webhooks",
+        "audit": "webhooks",
     }
     # `docker compose run --rm webhooks <subcommand> ...` replaces the command only.
     for subcommand in (["apply"], ["rotate-credentials"], ["status", "--json"]):
@@ -362,7 +363,8 @@ def test_relay_reads_the_env_files_and_the_mounted_config(
             assert "webhooks.env" not in [e["path"] for e in env_files(service)], name
     # Whatever relay.env says wins over the defaults, in relay and in the topic job alike.
     chosen = {"relay.env": {"RELAY_KAFKA__BOOTSTRAP_SERVERS": "broker.example:9092"}}
-    for name in ("relay", "kafka-topics", "webhooks"):
+    assert env_files(services["audit"]) == env_files(webhooks)
+    for name in ("relay", "kafka-topics", "webhooks", "audit"):
         settings = relay_settings(services[name], environment(services[name], chosen))
         assert settings.kafka.bootstrap_servers == "broker.example:9092", name
 
@@ -517,6 +519,23 @@ def test_prometheus_scrapes_relay_and_loads_the_alerts(
     for rule_file in config["rule_files"]:
         assert (config_dir / rule_file).is_file(), rule_file
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+
+
+def test_audit_runs_continuously_and_prometheus_scrapes_it(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    audit = services["audit"]
+    args = build_parser().parse_args(relay_argv(audit))
+    assert args.webhooks_command == "audit" and args.repair
+    assert args.every is not None and args.every < args.pending_for
+    assert SECRETS_DIR in read_only_mounts(audit)
+    port = audit["healthcheck"]["test"][-1].split("127.0.0.1:")[1].split("/")[0]
+    assert int(port) == args.metrics_port
+    config_dir = REPO_ROOT / volume_mounts(services["prometheus"])["/etc/prometheus"]
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "relay-audit"]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["audit"] and discovery["port"] == args.metrics_port
 
 
 def test_grafana_is_provisioned_and_read_only(services: dict[str, dict[str, Any]]) -> None:
