@@ -19,6 +19,8 @@ from relay.audit.outcome import AuditedEvent
 from relay.consumers.dead_letters import publish
 from relay.control.catalog import supports_reflow
 from relay.control.client import UltraCartClient
+from relay.control.errors import ControlError
+from relay.events.errors import DeliveryError
 from relay.events.records import Record
 from relay.settings import Settings
 
@@ -44,7 +46,14 @@ def repair(
     """Write the missing events; mark them repaired once Kafka has acknowledged every one."""
     records = repair_records(missing)
     if records:
-        publish(settings, records, timeout)
+        try:
+            publish(settings, records, timeout)
+        except DeliveryError as error:
+            # Some may have been written: they carry their ce_id, so the next audit finds
+            # them and writes only the rest.
+            raise ControlError(
+                f"repair: Kafka did not take the {len(records)} record(s): {error.message}"
+            ) from None
     for event, _record in missing:
         event.repaired = True
     return len(records)
