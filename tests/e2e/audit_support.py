@@ -33,6 +33,7 @@ def webhooks_toml(
     *,
     maximum_events: int = 5,
     compress: bool = False,
+    retry_base: float = 0.2,
 ) -> Path:
     (tmp_path / "key").write_text(SIMPLE_KEY)
     (tmp_path / "basic").write_text(":".join(CREDENTIALS) + "\n")
@@ -44,7 +45,7 @@ def webhooks_toml(
 api_base_url = "{api_url}/rest/v2"
 simple_key_file = "{tmp_path / "key"}"
 timeout_seconds = 5
-retry_base_delay_seconds = 0.2
+retry_base_delay_seconds = {retry_base}
 
 [control]
 state_file = "{tmp_path / "state.json"}"
