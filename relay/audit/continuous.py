@@ -15,13 +15,13 @@ from confluent_kafka import KafkaException
 from relay.audit.metrics import AuditMetrics
 from relay.audit.outcome import AuditReport
 from relay.control.errors import ControlError
-from relay.kafka.admin import KafkaRefused, KafkaUnreachable
+from relay.kafka.errors import KafkaFailed
 from relay.settings.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 # What a run may fail with and the loop survives; anything else is a bug and stops it.
-RUN_FAILURES = (ControlError, ConfigError, KafkaException, KafkaUnreachable, KafkaRefused)
+RUN_FAILURES = (ControlError, ConfigError, KafkaException, KafkaFailed)
 
 
 def run_every(

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 
-from relay.cli.control_common import Handler, find_webhook, load_config, on_wait, say, webhook_oid
-from relay.cli.conventions import EXIT_USAGE, print_json
+from relay.cli.control_common import Handler, find_webhook, load_config, on_wait, webhook_oid
+from relay.cli.conventions import EXIT_USAGE, print_json, say
 from relay.cli.times import is_span, moment, span
 from relay.control.budget import DEFAULT_CALLS_PER_HOUR, CallBudget
 from relay.control.factory import build_client

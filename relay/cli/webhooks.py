@@ -13,12 +13,11 @@ from relay.cli.control_common import (
     find_webhook,
     guarded,
     load_config,
-    say,
     webhook_oid,
     with_config,
     with_json,
 )
-from relay.cli.conventions import EXIT_CHANGES, EXIT_OK, formatted, print_json
+from relay.cli.conventions import EXIT_CHANGES, EXIT_OK, formatted, print_json, say
 from relay.cli.reflow import add_reflow_command
 from relay.cli.webhook_logs import add_log_commands
 from relay.control import apply as applying

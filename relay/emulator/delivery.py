@@ -3,7 +3,7 @@
 One batch at a time per webhook, oldest events first, up to ``maximum_events`` events and
 ``maximum_size`` bytes (at least one event). HTTP Basic when the webhook says so. The body is
 ``{"events": [...]}`` or, with the emulator's ``body_shape = "array"``, the bare array: which
-one UltraCart sends is unknown (WEBHOOKS.md section 1). With ``compress_events`` the events
+one UltraCart sends is unknown (docs/ultracart.md section 1). With ``compress_events`` the events
 array is gzipped and base64-encoded: ``{"events": "<base64>"}``, or ``"<base64>"`` as the
 whole body for the array shape; UltraCart's exact envelope is unknown too, and relay's intake
 accepts both. A non-2xx answer or no answer keeps the batch queued and schedules a retry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# The two delivery body shapes UltraCart's own sources show (WEBHOOKS.md section 1): the
+# The two delivery body shapes UltraCart's own sources show (docs/ultracart.md section 1): the
 # sample receiver's {"events": [...]} and the wiki's top-level array [...].
 BodyShape = Literal["object", "array"]
 BODY_SHAPES: tuple[BodyShape, ...] = ("object", "array")

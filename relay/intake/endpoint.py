@@ -37,7 +37,7 @@ from relay.intake.dead_letter import dead_letter_record
 from relay.intake.parsing import parse_delivery
 from relay.intake.responses import error_response, json_response
 from relay.intake.signature import SignatureVerifier
-from relay.log_context import request_id_var
+from relay.log_context import delivery_id_var
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
 
@@ -88,7 +88,7 @@ class DeliveryEndpoint:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         delivery_id = self._delivery_id(request)
-        token = request_id_var.set(delivery_id)
+        token = delivery_id_var.set(delivery_id)
         self._metrics.inflight_deliveries.inc()
         outcome = "ok"
         try:
@@ -102,7 +102,7 @@ class DeliveryEndpoint:
             response = Response(status_code=400)
         finally:
             self._metrics.inflight_deliveries.dec()
-            request_id_var.reset(token)
+            delivery_id_var.reset(token)
         elapsed = time.perf_counter() - started
         counted = self._by_outcome.get(outcome)
         if counted is None:
@@ -175,7 +175,7 @@ class DeliveryEndpoint:
         )
 
     def _note_shape(self, shape: str) -> None:
-        # Which body shape UltraCart sends is unknown (WEBHOOKS.md section 1): say once per
+        # Which body shape UltraCart sends is unknown (docs/ultracart.md section 1): say once per
         # process which ones arrive, so an operator can settle it from the logs.
         if shape not in self._shapes_seen:
             self._shapes_seen.add(shape)

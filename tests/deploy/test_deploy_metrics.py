@@ -141,6 +141,8 @@ def test_alerts_cover_the_failure_modes() -> None:
         "RelayProduceErrors",
         "RelayKafkaUnreachable",
         "RelaySpoolGrowing",
+        "RelaySpoolDiskFull",
+        "RelaySpoolFailed",
         "RelayUltraCartWebhookDisabled",
         "RelayAuditMissingEvents",
         "RelayAuditNotRun",

@@ -116,7 +116,7 @@ RULES: list[tuple[str, str, Any]] = [
     ("optional", "", None),
     ("table", "orders", {"order_create": "orders"}),
     ("literal", "simple_key", "simple_key"),
-    ("literal", "bearer", ConfigError("invalid enum value 'bearer'")),
+    ("literal", "bearer", ConfigError("must be 'oauth' or 'simple_key', not 'bearer'")),
 ]
 
 
@@ -148,6 +148,8 @@ def test_environment_text_is_read_by_the_field_type(
     if isinstance(want, ConfigError):
         with pytest.raises(ConfigError) as caught:
             document.load({var: text})
+        assert caught.value.env == var
+        assert caught.value.setting and caught.value.setting in caught.value.message
         assert str(caught.value).startswith(f"{var}: ")
         assert str(want) in str(caught.value)
         return
@@ -170,6 +172,7 @@ def test_an_unknown_variable_is_named_with_its_setting(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         documents(tmp_path)[doc].load({var: "1"})
+    assert (caught.value.env, caught.value.setting) == (var, key)
     assert str(caught.value) == f"{var}: unknown setting {key}"
 
 
@@ -195,8 +198,9 @@ def test_unknown_keys_are_refused_in_every_table_enabled_or_not(
     path.write_text('[auth]\nbasic_credentials = ["u:p"]\n' + text)
     with pytest.raises(ConfigError) as caught:
         Settings.load(path, env={})
-    assert str(caught.value).startswith(f"unknown setting {table}.")
-    assert str(caught.value).endswith(f" in {path}")
+    assert caught.value.setting.startswith(f"{table}.")
+    assert caught.value.file == str(path)
+    assert str(caught.value) == f"unknown setting {caught.value.setting} (in {path})"
 
 
 def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
@@ -204,7 +208,8 @@ def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
     path.write_text('[auth]\nbasic_credentials = ["u:p"]\n[server]\nport = "80"\n')
     with pytest.raises(ConfigError) as caught:
         Settings.load(path, env={})
-    assert str(caught.value) == f"server.port in {path} must be an integer, not a string"
+    assert (caught.value.setting, caught.value.file) == ("server.port", str(path))
+    assert str(caught.value) == f"server.port must be an integer, not a string (in {path})"
 
 
 def test_ultracart_enabled_no_disables_the_poller() -> None:

@@ -20,8 +20,8 @@ from relay.serving.preflight import preflight
 from relay.serving.server import Servers
 from relay.serving.tls import CertificateReloader, certificate_expiry
 from relay.settings import ConfigError, Settings
-from tests.fakes import FakeSink
-from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
+from tests.support.fake_sink import FakeSink
+from tests.support.tls import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
 
 CREDENTIAL = {"auth": {"basic_credentials": ["uc:pw"]}}
 # (the new pair, the pair served before) -> the files a broken renewal leaves behind
@@ -95,7 +95,7 @@ def test_a_key_of_another_certificate_is_refused(
     other = tmp_path / "other.key"
     other.write_bytes(ca.issue("other.relay.test").key_pem)
     message = refused(volume.cert_file, other)
-    assert "server.tls_key_file: does not match server.tls_cert_file" in message
+    assert "server.tls_key_file does not match server.tls_cert_file" in message
     assert "the key is not the certificate's key" in message
     assert "PRIVATE KEY" not in message
 
