@@ -63,9 +63,11 @@ class ReadRecord:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Where to begin in each partition: the beginning, or the last ``last`` records."""
+    """Where to begin in each partition: the beginning, the last ``last`` records, or the
+    first record with a timestamp at or after ``since_ms`` (Kafka's offsets for times)."""
 
     last: int | None = None
+    since_ms: int | None = None
 
 
 class TopicReader:
@@ -121,9 +123,25 @@ class TopicReader:
                 except KafkaException as exc:
                     raise KafkaUnreachable(self._bootstrap, self._admin.reason(exc)) from None
                 first = low if start.last is None else max(low, high - start.last)
+                if start.since_ms is not None:
+                    first = self._offset_at(topic, partition, start.since_ms, low, high)
                 self._ends[(topic, partition)] = high
                 assignment.append(TopicPartition(topic, partition, first))
         self._consumer.assign(assignment)
+
+    def _offset_at(self, topic: str, partition: int, since_ms: int, low: int, high: int) -> int:
+        try:
+            [found] = self._consumer.offsets_for_times(
+                [TopicPartition(topic, partition, since_ms)], timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise KafkaUnreachable(self._bootstrap, translate(exc).text) from None
+        if found.error is not None:
+            raise KafkaFailed(
+                f"cannot look up {topic} [{partition}] by time: {translate(found.error)}"
+            )
+        # -1: no record that late; start at the end, there is nothing to read.
+        return high if found.offset < 0 else max(low, found.offset)
 
     def records(self, follow: bool) -> Iterator[ReadRecord]:
         """Records in arrival order per partition; without ``follow``, up to the ends seen

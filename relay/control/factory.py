@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from relay.control.budget import CallBudget
 from relay.control.client import RetryPolicy, UltraCartClient, WaitNotice
 from relay.control.credentials import Credentials, OAuthBearer, SimpleKey
 from relay.control.oauth import OAuthApp, TokenEndpoint, TokenStore
@@ -42,6 +43,7 @@ def build_client(
     on_wait: WaitNotice | None = None,
     transport: Transport | None = None,
     sleep: Callable[[float], None] | None = None,
+    budget: CallBudget | None = None,
 ) -> UltraCartClient:
     transport = transport or UrllibTransport()
     return UltraCartClient(
@@ -53,4 +55,5 @@ def build_client(
         page_size=api.page_size,
         on_wait=on_wait,
         sleep=sleep or time.sleep,
+        budget=budget,
     )

@@ -18,6 +18,9 @@ class EmulatorOptions:
     token_ttl_seconds: float = 3600.0
     # UltraCart's default budget: 1,000 calls an hour, leaky bucket.
     rate_limit_per_hour: int = 1000
+    # How many calls the bucket holds before it answers 429 (None: an hour's worth). Tests
+    # make it small so a client that does not pace itself is caught within seconds.
+    rate_limit_burst: int | None = None
     # Artificial latency per API call, so overlapping calls really overlap (and earn a 429).
     api_latency_seconds: float = 0.0
     items: int = 50

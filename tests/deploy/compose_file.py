@@ -22,7 +22,7 @@ WEBHOOKS_ENV_EXAMPLE = REPO_ROOT / "webhooks.env.example"
 RELAY_IMAGE = "relay:local"
 BASE_SERVICES = {"kafka", "relay-credentials", "kafka-topics", "relay", "prometheus", "grafana"}
 DEMO_SERVICES = {"emulator", "demo-webhook", "demo-traffic"}
-CONTROL_SERVICES = {"webhooks"}
+CONTROL_SERVICES = {"webhooks", "audit"}
 ONE_SHOTS = {"relay-credentials", "kafka-topics", "demo-webhook", "webhooks"}
 # The operator's files: optional, git-ignored, documented by the .example beside them.
 OPERATOR_ENV_FILES = {"relay.env", "webhooks.env"}

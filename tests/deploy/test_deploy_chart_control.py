@@ -35,7 +35,12 @@ def test_control_cronjobs_render_with_least_privilege(
     manifests = rendered["everything"]
     secret_name = VALUE_SETS["everything"]["auth"]["existingSecret"]
     jobs = {j["metadata"]["name"]: j for j in by_kind(manifests, "CronJob")}
-    assert set(jobs) == {f"{NAME}-control-apply", f"{NAME}-control-rotate-credentials"}
+    # The audit's CronJob has tests of its own (test_deploy_audit_chart.py).
+    assert set(jobs) == {
+        f"{NAME}-control-apply",
+        f"{NAME}-control-rotate-credentials",
+        f"{NAME}-control-audit",
+    }
     for command, job in (
         ("apply", jobs[f"{NAME}-control-apply"]),
         ("rotate-credentials", jobs[f"{NAME}-control-rotate-credentials"]),

@@ -160,6 +160,7 @@ def test_relay_commands_are_accepted_by_relay(services: dict[str, dict[str, Any]
         "emulator": "emulator",
         "demo-webhook": "webhooks",
         "webhooks": "webhooks",
+        "audit": "webhooks",
     }
     # `docker compose run --rm webhooks <subcommand> ...` replaces the command only.
     for subcommand in (["apply"], ["rotate-credentials"], ["status", "--json"]):
@@ -200,7 +201,8 @@ def test_relay_reads_the_env_files_and_the_mounted_config(
             assert "webhooks.env" not in [e["path"] for e in env_files(service)], name
     # Whatever relay.env says wins over the defaults, in relay and in the topic job alike.
     chosen = {"relay.env": {"RELAY_KAFKA__BOOTSTRAP_SERVERS": "broker.example:9092"}}
-    for name in ("relay", "kafka-topics", "webhooks"):
+    assert env_files(services["audit"]) == env_files(webhooks)
+    for name in ("relay", "kafka-topics", "webhooks", "audit"):
         settings = relay_settings(services[name], environment(services[name], chosen))
         assert settings.kafka.bootstrap_servers == "broker.example:9092", name
 

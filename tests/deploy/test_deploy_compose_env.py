@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from relay.cli import build_parser
 from relay.kafka.client_config import admin_config, producer_config
 from tests.deploy.compose_file import (
     RELAY_ENV_EXAMPLE,
@@ -25,6 +26,7 @@ from tests.deploy.compose_file import (
     environment,
     read_env_file,
     read_only_mounts,
+    relay_argv,
     relay_settings,
     volume_mounts,
 )
@@ -160,6 +162,23 @@ def test_prometheus_scrapes_relay_and_loads_the_alerts(
     for rule_file in config["rule_files"]:
         assert (config_dir / rule_file).is_file(), rule_file
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+
+
+def test_audit_runs_continuously_and_prometheus_scrapes_it(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    audit = services["audit"]
+    args = build_parser().parse_args(relay_argv(audit))
+    assert args.webhooks_command == "audit" and args.repair
+    assert args.every is not None and args.every < args.pending_for
+    assert SECRETS_DIR in read_only_mounts(audit)
+    port = audit["healthcheck"]["test"][-1].split("127.0.0.1:")[1].split("/")[0]
+    assert int(port) == args.metrics_port
+    config_dir = REPO_ROOT / volume_mounts(services["prometheus"])["/etc/prometheus"]
+    config = yaml.safe_load((config_dir / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "relay-audit"]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["audit"] and discovery["port"] == args.metrics_port
 
 
 def test_grafana_is_provisioned_and_read_only(services: dict[str, dict[str, Any]]) -> None:

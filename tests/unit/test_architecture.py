@@ -34,8 +34,9 @@ LAYERS: dict[str, int] = {
     "relay.serving": 6,
     "relay.emulator": 7,
     "relay.consumers": 7,
-    "relay.cli": 8,
-    "relay.__main__": 9,
+    "relay.audit": 8,
+    "relay.cli": 9,
+    "relay.__main__": 10,
 }
 
 
