@@ -16,7 +16,10 @@ from relay.settings.ultracart import ApiSettings
 
 def token_endpoint(api: ApiSettings, transport: Transport | None = None) -> TokenEndpoint:
     if api.oauth is None:
-        raise ConfigError('[ultracart] auth is not "oauth"; set it and [ultracart.oauth] client_id')
+        raise ConfigError(
+            '[ultracart] auth is not "oauth"; set it and [ultracart.oauth] client_id',
+            setting="ultracart.auth",
+        )
     return TokenEndpoint(
         api.base_url,
         OAuthApp(api.oauth.client_id, api.oauth.client_secret),
@@ -32,7 +35,8 @@ def credentials_for(api: ApiSettings, transport: Transport | None = None) -> Cre
     if api.simple_key is None:
         raise ConfigError(
             "no UltraCart simple key: set $ULTRACART_SIMPLE_KEY, or [ultracart] simple_key_env "
-            "or simple_key_file"
+            "or simple_key_file",
+            setting="ultracart.simple_key_env",
         )
     return SimpleKey(api.simple_key)
 

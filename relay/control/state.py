@@ -36,7 +36,7 @@ class OwnershipState:
         except FileNotFoundError:
             return {}
         except ValueError as error:
-            raise ConfigError(f"{self.path}: not valid JSON ({error})") from None
+            raise ConfigError(f"not valid JSON ({error})", file=str(self.path)) from None
         webhooks = data.get("webhooks", {}) if isinstance(data, dict) else {}
         return webhooks if isinstance(webhooks, dict) else {}
 
