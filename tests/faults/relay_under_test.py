@@ -31,16 +31,21 @@ def fault_relay(
     return RelayProcess(bootstrap, env, log_path=tmp_path / "relay.log")
 
 
+def wait_for_spool_drain(relay: RelayProcess, seconds: float = 60) -> None:
+    """Wait until relay's spool holds no record: everything it acknowledged is in Kafka."""
+    wait_until(
+        lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
+        seconds,
+        interval=0.2,
+        message="the spool did not drain",
+    )
+
+
 def drain_and_stop(relay: RelayProcess, *, spool: bool) -> int:
     """Wait for the spool (if any) to reach Kafka, then stop relay; its exit code."""
     try:
         if spool:
-            wait_until(
-                lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
-                60,
-                interval=0.2,
-                message="the spool did not drain",
-            )
+            wait_for_spool_drain(relay)
     finally:
         exit_code = relay.stop()
     return exit_code

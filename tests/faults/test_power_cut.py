@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.ledger import FaultReport, reconcile
-from tests.faults.relay_under_test import fault_relay
+from tests.faults.relay_under_test import fault_relay, wait_for_spool_drain
 from tests.faults.report import report_dir
 from tests.faults.sender import UltraCartSender
 from tests.support.broker import LocalBroker
@@ -117,12 +117,7 @@ def test_power_cuts_lose_nothing_acknowledged(
             after=2.0,
             settle=SETTLE,
         )
-        wait_until(
-            lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
-            60,
-            interval=0.2,
-            message="the spool did not drain",
-        )
+        wait_for_spool_drain(relay)
     finally:
         exit_code = relay.stop()
     seconds = time.monotonic() - started

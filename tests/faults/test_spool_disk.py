@@ -20,7 +20,7 @@ import httpx2
 import orjson
 import pytest
 
-from tests.faults.relay_under_test import fault_relay
+from tests.faults.relay_under_test import fault_relay, wait_for_spool_drain
 from tests.support.broker import LocalBroker
 from tests.support.faultfs import FaultFs
 from tests.support.kafka import consume_all, create_topics
@@ -114,12 +114,7 @@ def test_a_full_disk_is_503_until_space_returns_and_loses_nothing(
         assert gauge(relay, "relay_spooled_deliveries_total") == spooled + 5
 
         private_broker.start()
-        wait_until(
-            lambda: gauge(relay, "relay_spool_records") == 0,
-            60,
-            interval=0.2,
-            message="the spool did not drain",
-        )
+        wait_for_spool_drain(relay)
     finally:
         assert relay.stop() == 0
     print(
@@ -161,12 +156,7 @@ def test_a_failed_fsync_is_never_a_200_and_stops_the_spool(
         assert gauge(relay, "relay_spool_records") == 5  # the failed one was not durable
         assert deliveries.post().status_code == 200
         private_broker.start()
-        wait_until(
-            lambda: gauge(relay, "relay_spool_records") == 0,
-            60,
-            interval=0.2,
-            message="the spool did not drain",
-        )
+        wait_for_spool_drain(relay)
     finally:
         assert relay.stop() == 0
     assert len(deliveries.acknowledged) == 6
