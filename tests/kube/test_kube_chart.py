@@ -38,7 +38,6 @@ from tests.kube.cluster import (
     Cluster,
     local_volume,
     phase,
-    pod_ready,
     run,
     wait_for,
 )
@@ -87,6 +86,7 @@ VALUES = [
     "control.drainSeconds=10",
 ]
 RATE = 20.0
+INTAKE_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=intake"
 
 
 def _set(values: list[str]) -> list[str]:
@@ -262,13 +262,7 @@ def test_install_under_restricted_pod_security(cluster: Cluster) -> None:
         )
         # PSA's warn mode reports every violation on stderr; there must be none.
         assert "violate PodSecurity" not in result.stderr, result.stderr
-        ready = cluster.ready_pods(
-            NS, f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=relay"
-        )
-        if not ready:
-            ready = [
-                p for p in cluster.pods(NS, f"app.kubernetes.io/instance={RELEASE}") if pod_ready(p)
-            ]
+        ready = cluster.ready_pods(NS, INTAKE_PODS)
         assert len(ready) == 2, [p["metadata"]["name"] for p in ready]
 
 
@@ -442,8 +436,11 @@ def test_rolling_update_under_load_loses_nothing(cluster: Cluster) -> None:
             )
 
         settled = sender.around(upgrade, before=10, after=10, settle=120)
-        pods = cluster.pods(NS, f"app.kubernetes.io/instance={RELEASE}")
-        images = {c["image"] for p in pods for c in p["spec"]["containers"]}
+        # The old pods may still be in their grace period: only the live ones count (and
+        # relay's own: the control Jobs' pods carry the release's labels too).
+        pods = cluster.pods(NS, INTAKE_PODS)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        images = {c["image"] for p in live for c in p["spec"]["containers"]}
         assert images == {RELAY_IMAGE_NEXT}, images
         records = consume_all(kafka_bootstrap(cluster), TOPICS, idle=3.0, timeout=120)
         report = reconcile(
@@ -465,10 +462,11 @@ def test_rolling_update_under_load_loses_nothing(cluster: Cluster) -> None:
 
 def test_helm_test_passes(cluster: Cluster) -> None:
     with phase("helm test"):
-        result = cluster.helm("test", RELEASE, "-n", NS, "--timeout", "3m", "--logs")
-        assert "Phase:          Succeeded" in result.stdout or "Succeeded" in result.stdout, (
-            result.stdout
-        )
+        # No --logs: the pod deletes itself once it succeeded (hook-delete-policy), so that
+        # helm uninstall leaves no test pod behind.
+        result = cluster.helm("test", RELEASE, "-n", NS, "--timeout", "3m")
+        assert "relay-test-connection" in result.stdout, result.stdout
+        assert "Phase:          Succeeded" in result.stdout, result.stdout
 
 
 def test_spool_statefulset_keeps_every_event_through_a_kafka_outage(cluster: Cluster) -> None:
@@ -533,7 +531,10 @@ def test_spool_statefulset_keeps_every_event_through_a_kafka_outage(cluster: Clu
                 "the relay pod back",
                 lambda: [
                     p
-                    for p in cluster.ready_pods(NS, f"app.kubernetes.io/instance={SPOOL_RELEASE}")
+                    for p in cluster.ready_pods(
+                        NS,
+                        f"app.kubernetes.io/instance={SPOOL_RELEASE},app.kubernetes.io/component=intake",
+                    )
                     if p["metadata"]["uid"] != uid
                 ],
                 240,
