@@ -590,6 +590,10 @@ def test_spool_statefulset_keeps_every_event_through_a_kafka_outage(cluster: Clu
 def test_uninstall_leaves_only_what_the_keep_policy_keeps(cluster: Cluster) -> None:
     with phase("helm uninstall"):
         cluster.helm("uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "3m")
+        # helm waits for its own objects; the pods go after their grace period (35 s).
+        wait_for(
+            "relay's pods gone", lambda: not cluster.pods(NS, "app.kubernetes.io/name=relay"), 120
+        )
         left = cluster.kubectl(
             "-n",
             NS,
