@@ -270,6 +270,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "defaults",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "Deployment",
                 "HorizontalPodAutoscaler",
                 "NetworkPolicy",
@@ -283,6 +284,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "spool",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "StatefulSet",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
@@ -295,6 +297,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "autoscaling-off",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "Deployment",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
@@ -307,6 +310,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "everything",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "StatefulSet",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
@@ -342,6 +346,8 @@ def _pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]
         where = f"{manifest['kind']}/{manifest['metadata']['name']}"
         if manifest["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield where, pod_spec(manifest)
+        elif manifest["kind"] == "Pod":
+            yield where, manifest["spec"]
         elif manifest["kind"] == "CronJob":
             yield where, manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
