@@ -127,10 +127,11 @@ def images() -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     was_running = run([str(KUBE), "status"], timeout=60, check=False).returncode == 0
-    with phase("cluster start (build if cold)"):
-        kubeconfig = run([str(KUBE), "start"], timeout=5400).stdout.strip().splitlines()[-1]
-    home = Path(kubeconfig).parent
     try:
+        # Inside the try: a start that fails half-way is stopped as well.
+        with phase("cluster start (build if cold)"):
+            kubeconfig = run([str(KUBE), "start"], timeout=5400).stdout.strip().splitlines()[-1]
+        home = Path(kubeconfig).parent
         with phase("images"):
             images()
         kafka_image = NOTES[-1].split(", ")[-1]
