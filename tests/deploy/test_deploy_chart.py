@@ -99,6 +99,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "defaults",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "Deployment",
                 "HorizontalPodAutoscaler",
                 "NetworkPolicy",
@@ -112,6 +113,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "spool",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "StatefulSet",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
@@ -124,6 +126,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "autoscaling-off",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "Deployment",
                 "NetworkPolicy",
                 "PodDisruptionBudget",
@@ -136,6 +139,7 @@ def test_helm_lint_passes(helm: Path) -> None:
             "everything",
             {
                 "ConfigMap",
+                "Pod",  # helm test (templates/tests)
                 "StatefulSet",
                 "NetworkPolicy",
                 "PodDisruptionBudget",

@@ -35,6 +35,8 @@ def _pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]
         where = f"{manifest['kind']}/{manifest['metadata']['name']}"
         if manifest["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield where, pod_spec(manifest)
+        elif manifest["kind"] == "Pod":
+            yield where, manifest["spec"]
         elif manifest["kind"] == "CronJob":
             yield where, manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
