@@ -11,247 +11,43 @@ network namespace, so every request goes through kube-proxy's rules like any cli
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import os
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.deploy.support import find_tool
 from tests.faults.ledger import reconcile
 from tests.faults.sender import UltraCartSender
 from tests.kube.cluster import (
     CHART,
-    DOCKER_SCRIPTS,
-    KUBE,
-    MANIFESTS,
     NOTES,
     Cluster,
-    local_volume,
     phase,
-    run,
     wait_for,
 )
+from tests.kube.release import (
+    DEPS,
+    INTAKE_PODS,
+    NS,
+    RATE,
+    RELAY_IMAGE_NEXT,
+    RELEASE,
+    SPOOL_RELEASE,
+    STORAGE_CLASS,
+    TOPICS,
+    VALUES,
+    WEBHOOK_URL,
+    emulator,
+    kafka_bootstrap,
+    post,
+    relay_url,
+    run_control_job,
+    set_values,
+    webhook_pair,
+)
 from tests.support.kafka import consume_all
-
-NS = "relay-e2e"
-DEPS = "relay-e2e-deps"
-NODE = "relay-kube"
-STORAGE_CLASS = "relay-e2e-local"
-RELEASE = "relay"
-SPOOL_RELEASE = "relay-spool"
-RELAY_IMAGE = "relay:kube-e2e"
-# The same image under a second tag: a rolling update changes the pods' image reference.
-RELAY_IMAGE_NEXT = "relay:kube-e2e-next"
-SIMPLE_KEY = "kube-e2e-simple-key"
-KAFKA_SERVICE = f"kafka.{DEPS}.svc.cluster.local:9092"
-EMULATOR_API = f"http://emulator.{DEPS}.svc.cluster.local:8090/rest/v2"
-WEBHOOK_URL = f"http://{RELEASE}.{NS}.svc.cluster.local:8080/webhooks/ultracart"
-TOPICS = [
-    "ultracart.order_create",
-    "ultracart.order_update",
-    "ultracart.item_update",
-    "ultracart.unknown",
-    "ultracart.dead_letter",
-]
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-    "pod-security.kubernetes.io/warn": "restricted",
-}
-# What the release is installed with; later tests add to it with --set.
-VALUES = [
-    "image.repository=relay",
-    "image.tag=kube-e2e",
-    "image.pullPolicy=Never",
-    "autoscaling.enabled=false",
-    "replicaCount=2",
-    f"config.kafka.bootstrap_servers={KAFKA_SERVICE}",
-    "createTopics.enabled=true",
-    "control.enabled=true",
-    "ultracart.simpleKey.existingSecret=ultracart-api",
-    f"control.webhooks.ultracart.api_base_url={EMULATOR_API}",
-    f"control.webhooks.webhook.url={WEBHOOK_URL}",
-    # The node's kubelet syncs every 10 s (deploy/local/kube), not every minute.
-    "control.reloadWaitSeconds=30",
-    "control.drainSeconds=10",
-]
-RATE = 20.0
-INTAKE_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=intake"
-
-
-def _set(values: list[str]) -> list[str]:
-    return [arg for value in values for arg in ("--set", value)]
-
-
-def namespace(name: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": RESTRICTED},
-        }
-    )
-
-
-def images() -> None:
-    """relay's image from the Dockerfile and the Kafka stand-in make test-compose builds,
-    on the Docker engine, then copied into the node's containerd."""
-    run([str(DOCKER_SCRIPTS / "install-engine")], timeout=600)
-    run([str(DOCKER_SCRIPTS / "dockerd"), "start"], timeout=120)
-    try:
-        run([str(DOCKER_SCRIPTS / "python-image")], timeout=900)
-        kafka = run([str(DOCKER_SCRIPTS / "kafka-image")], timeout=900).stdout.split()[-1]
-        env = {"DOCKER_BUILDKIT": "0"}
-        run(
-            ["docker", "build", "--quiet", "--tag", RELAY_IMAGE, "."],
-            timeout=900,
-            env=dict(os.environ, **env),
-        )
-        run(["docker", "tag", RELAY_IMAGE, RELAY_IMAGE_NEXT], timeout=60)
-        run([str(KUBE), "load", RELAY_IMAGE, RELAY_IMAGE_NEXT, kafka], timeout=600)
-        NOTES.append(f"images: {RELAY_IMAGE}, {RELAY_IMAGE_NEXT}, {kafka}")
-    finally:
-        run([str(DOCKER_SCRIPTS / "dockerd"), "stop"], timeout=120)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    was_running = run([str(KUBE), "status"], timeout=60, check=False).returncode == 0
-    try:
-        # Inside the try: a start that fails half-way is stopped as well.
-        with phase("cluster start (build if cold)"):
-            kubeconfig = run([str(KUBE), "start"], timeout=5400).stdout.strip().splitlines()[-1]
-        home = Path(kubeconfig).parent
-        with phase("images"):
-            images()
-        kafka_image = NOTES[-1].split(", ")[-1]
-        kube = Cluster(kubeconfig, str(find_tool("helm")), home)
-        with phase("dependencies (kafka, emulator)"):
-            cleanup(kube)
-            kube.apply(namespace(NS))
-            kube.apply(namespace(DEPS))
-            kube.apply(
-                json.dumps(
-                    {
-                        "apiVersion": "storage.k8s.io/v1",
-                        "kind": "StorageClass",
-                        "metadata": {"name": STORAGE_CLASS},
-                        "provisioner": "kubernetes.io/no-provisioner",
-                        "volumeBindingMode": "WaitForFirstConsumer",
-                    }
-                )
-            )
-            volumes = home / "volumes" / uuid.uuid4().hex[:8]
-            for index in range(3):
-                kube.apply(
-                    local_volume(
-                        f"relay-e2e-{index}", volumes / str(index), "5Gi", STORAGE_CLASS, NODE
-                    )
-                )
-            deps = (MANIFESTS / "deps.yaml").read_text()
-            for key, value in {
-                "@NS@": DEPS,
-                "@RELAY_IMAGE@": RELAY_IMAGE,
-                "@KAFKA_IMAGE@": kafka_image,
-                "@STORAGE_CLASS@": STORAGE_CLASS,
-            }.items():
-                deps = deps.replace(key, value)
-            kube.apply(deps, DEPS)
-            kube.kubectl(
-                "-n",
-                NS,
-                "create",
-                "secret",
-                "generic",
-                "ultracart-api",
-                f"--from-literal=simple-key={SIMPLE_KEY}",
-            )
-            kube.kubectl("-n", DEPS, "rollout", "status", "statefulset/kafka", timeout=300)
-            kube.kubectl("-n", DEPS, "rollout", "status", "deployment/emulator", timeout=300)
-        yield kube
-    finally:
-        if not was_running:
-            run([str(KUBE), "stop"], timeout=300, check=False)
-
-
-def cleanup(kube: Cluster) -> None:
-    """What an earlier, interrupted run left: namespaces and the test's volumes."""
-    for ns in (NS, DEPS):
-        kube.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait", timeout=300)
-    kube.kubectl("delete", "pv", "-l", "relay-e2e=yes", "--ignore-not-found", timeout=120)
-
-
-def kafka_bootstrap(kube: Cluster) -> str:
-    """Kafka's EXTERNAL listener on its pod's address, which the host routes to."""
-
-    def address() -> str | None:
-        pods = kube.ready_pods(DEPS, "app=kafka")
-        return f"{pods[0]['status']['podIP']}:9094" if pods else None
-
-    return wait_for("a Ready Kafka pod", address, 180)
-
-
-def relay_url(kube: Cluster, release: str = RELEASE) -> str:
-    return f"http://{kube.service_ip(NS, release)}:8080/webhooks/ultracart"
-
-
-def webhook_pair(kube: Cluster, release: str = RELEASE) -> tuple[str, str]:
-    # The rotation Job writes the key as a file's contents, with a final newline.
-    pair = kube.secret_value(NS, f"{release}-basic-auth", "webhook").strip()
-    user, _, password = pair.partition(":")
-    return user, password
-
-
-def post(url: str, body: bytes, auth: tuple[str, str]) -> int:
-    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as refused:
-        refused.close()
-        return refused.code
-
-
-def emulator(kube: Cluster, path: str, body: dict[str, Any] | None = None) -> Any:
-    url = f"http://{kube.service_ip(DEPS, 'emulator')}:8090{path}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="GET" if data is None else "POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
-def rollout(kube: Cluster, kind: str, name: str, timeout: float = 300) -> None:
-    kube.kubectl(
-        "-n",
-        NS,
-        "rollout",
-        "status",
-        f"{kind}/{name}",
-        f"--timeout={timeout:.0f}s",
-        timeout=timeout + 10,
-    )
 
 
 def test_install_under_restricted_pod_security(cluster: Cluster) -> None:
@@ -259,7 +55,15 @@ def test_install_under_restricted_pod_security(cluster: Cluster) -> None:
         labels = cluster.get("", "namespace", NS)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         result = cluster.helm(
-            "install", RELEASE, str(CHART), "-n", NS, *_set(VALUES), "--wait", "--timeout", "6m"
+            "install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            NS,
+            *set_values(VALUES),
+            "--wait",
+            "--timeout",
+            "6m",
         )
         # PSA's warn mode reports every violation on stderr; there must be none.
         assert "violate PodSecurity" not in result.stderr, result.stderr
@@ -304,7 +108,7 @@ def test_upgrade_keeps_the_generated_pair(cluster: Cluster) -> None:
             str(CHART),
             "-n",
             NS,
-            *_set(VALUES),
+            *set_values(VALUES),
             "--set",
             "config.server.log_level=debug",
             "--wait",
@@ -327,7 +131,7 @@ def test_missing_named_secret_fails_the_install(cluster: Cluster) -> None:
             str(CHART),
             "-n",
             NS,
-            *_set(VALUES),
+            *set_values(VALUES),
             "--set",
             "auth.existingSecret=no-such-secret",
             "--set",
@@ -339,24 +143,6 @@ def test_missing_named_secret_fails_the_install(cluster: Cluster) -> None:
         assert "no-such-secret" in result.stderr and "kubectl" in result.stderr, result.stderr
         releases = cluster.helm("list", "-n", NS, "-q", "-a").stdout.split()
         assert "relay-missing" not in releases
-
-
-def run_control_job(cluster: Cluster, command: str, timeout: float) -> str:
-    job = f"{command}-{int(time.time())}"
-    cluster.kubectl("-n", NS, "create", "job", f"--from=cronjob/{RELEASE}-control-{command}", job)
-
-    def finished() -> str | None:
-        status = cluster.get(NS, "job", job).get("status", {})
-        if status.get("succeeded"):
-            return "ok"
-        if status.get("failed"):
-            return "failed"
-        return None
-
-    outcome = wait_for(f"job {job}", finished, timeout, interval=2)
-    logs = cluster.kubectl("-n", NS, "logs", f"job/{job}", check=False).stdout
-    assert outcome == "ok", logs
-    return logs
 
 
 def test_apply_job_configures_the_emulators_webhook(cluster: Cluster) -> None:
@@ -428,7 +214,7 @@ def test_rolling_update_under_load_loses_nothing(cluster: Cluster) -> None:
                 str(CHART),
                 "-n",
                 NS,
-                *_set(VALUES),
+                *set_values(VALUES),
                 "--set",
                 "image.tag=kube-e2e-next",
                 "--wait",
@@ -483,7 +269,7 @@ def test_spool_statefulset_keeps_every_event_through_a_kafka_outage(cluster: Clu
             str(CHART),
             "-n",
             NS,
-            *_set(values),
+            *set_values(values),
             "--set",
             "replicaCount=1",
             "--set",
