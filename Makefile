@@ -16,7 +16,7 @@ CONFIG ?= config/relay.toml
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-m "not kafka" -x'
 PYTEST_ARGS ?=
 
-.PHONY: help install tools schemas lint fmt check test run bench bench-smoke faults faults-cluster fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose
+.PHONY: help install tools schemas lint fmt check test run bench bench-smoke faults faults-cluster fuzz kafka-start kafka-stop kafka-status kafka-logs lock test-compose test-kube
 
 help:
 	@echo 'make test          ruff, mypy and pytest (Kafka tests use a broker on 127.0.0.1:19092)'
@@ -34,8 +34,8 @@ help:
 	@echo 'make bench         benchmark relay against its ceilings and Benthos (~50 min;'
 	@echo '                   own Kafka on 127.0.0.1:19392; SOAK=600 adds a 10-minute RSS run)'
 	@echo 'make bench-smoke   the same harness in under 2 minutes (also run by make test)'
-	@echo 'make faults        the fault-injection suite alone (~10 min with the 3-broker scenarios;'
-	@echo '                   report in build/fault-report)'
+	@echo 'make faults        the fault-injection suite alone (~14 min with the 3-broker scenarios;'
+	@echo '                   power cuts need root; report in build/fault-report)'
 	@echo 'make faults-cluster the 3-broker scenarios with five-fold longer phases (own cluster on'
 	@echo '                   127.0.0.1:29192,29292,29392; make test runs the short ones)'
 	@echo 'make fuzz          long fuzz run: atheris for FUZZ_SECONDS (600), then the hostile-'
@@ -43,6 +43,9 @@ help:
 	@echo '                   with a fixed CI budget)'
 	@echo 'make test-compose  the real-engine test: dockerd, stand-in images, the relay image and'
 	@echo '                   docker compose up --profile demo, checked end to end (docs/deploy.md)'
+	@echo 'make test-kube     the chart on a one-node cluster built here (deploy/local/kube):'
+	@echo '                   helm install under Pod Security restricted, traffic, upgrade,'
+	@echo '                   rotation, spool, a rolling update under load (docs/deploy.md)'
 	@echo 'make lock          regenerate requirements.lock (pinned, hashed image dependencies)'
 	@echo 'make kafka-start   start the dev Kafka (127.0.0.1:9092); kafka-stop, kafka-status,'
 	@echo '                   kafka-logs likewise (RELAY_KAFKA_PORT picks another broker)'
@@ -72,6 +75,12 @@ lock: $(STAMP)
 # Not part of make test: it needs root (dockerd), apt and ~10 minutes cold; .ci/run runs it.
 test-compose: $(STAMP)
 	$(BIN)/pytest tests/compose $(PYTEST_ARGS)
+
+# Not part of make test either: root, apt, and the local cluster (deploy/local/kube), whose
+# Kubernetes binaries are built once from the Go module proxy and cached outside the clone.
+# The cluster is stopped again unless it was already running.
+test-kube: $(STAMP) tools
+	$(BIN)/pytest tests/kube $(PYTEST_ARGS)
 
 # The consumers' JSON Schemas (relay/consumers/schemas) from UltraCart's Python SDK, which
 # is installed into a venv in the cache outside the clone only for this; commit the result.

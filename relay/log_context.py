@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-request_id_var: ContextVar[str | None] = ContextVar("relay_request_id", default=None)
+delivery_id_var: ContextVar[str | None] = ContextVar("relay_delivery_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -21,9 +21,9 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)
 }
 
 
-class RequestIdFilter(logging.Filter):
+class DeliveryIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.delivery_id = delivery_id_var.get()
         return True
 
 
@@ -45,12 +45,12 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
+    handler.addFilter(DeliveryIdFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(delivery_id)s] %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -188,6 +188,18 @@ class RelayMetrics:
             "Age of the oldest delivery still waiting in the spool; 0 when it is empty.",
             registry=r,
         )
+        self.spool_disk_full = Gauge(
+            "relay_spool_disk_full",
+            "1 while the spool's volume has no room (ENOSPC): deliveries Kafka cannot take "
+            "get 503 spool_disk_full; back to 0 by itself once space returns.",
+            registry=r,
+        )
+        self.spool_failed = Gauge(
+            "relay_spool_failed",
+            "1 once a spool fsync or write failed for good: relay takes no delivery (503 "
+            "spool_failed, /readyz 503) until it is restarted on a working volume.",
+            registry=r,
+        )
         self.spooled_deliveries = Counter(
             "relay_spooled_deliveries",
             "Deliveries answered from the spool, by why Kafka did not take them directly.",
@@ -211,8 +223,14 @@ class RelayMetrics:
         for outcome in RELOAD_OUTCOMES:
             self.credentials_reloads.labels(outcome=outcome)
         self.limits = LimitGauges(r)
-        self.build_info = Info("relay_build", "relay version.", registry=r)
-        self.build_info.info({"version": __version__})
+        self.build_info = build_info(r)
+
+
+def build_info(registry: CollectorRegistry) -> Info:
+    """``relay_build_info{version}``, on a worker's registry and on the supervisor's alike."""
+    info = Info("relay_build", "relay version.", registry=registry)
+    info.info({"version": __version__})
+    return info
 
 
 class LimitGauges:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from tests.support.broker import BrokerScriptError, LocalBroker, broker_of_its_own
+from tests.support.faultfs import FaultFs, mounted_faultfs, unavailable_reason
 from tests.support.relay import RelayProcess, running_relay, topic_env
 
 # Not 9092, so tests never write into (or stop) a developer's `make run` broker.
@@ -79,6 +80,16 @@ def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
     # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
     with broker_of_its_own() as broker:
         yield broker
+
+
+@pytest.fixture
+def faultfs(tmp_path: Path) -> Iterator[FaultFs]:
+    """faultfs (tests/support/faultfs) mounted for this test; root and /dev/fuse, as CI has."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with mounted_faultfs(tmp_path / "volume") as fs:
+        yield fs
 
 
 @pytest.fixture

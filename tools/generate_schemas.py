@@ -32,7 +32,7 @@ SDK_VERSION = "4.1.208"
 DEFAULT_OUT = REPO / "relay" / "consumers" / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# The UltraCart object each catalog category's events carry (WEBHOOKS.md section 1: "the
+# The UltraCart object each catalog category's events carry (docs/ultracart.md section 1: "the
 # REST object for that resource"); fulfillment events carry the order being fulfilled.
 MODEL_BY_CATEGORY = {
     "auto_order": "AutoOrder",

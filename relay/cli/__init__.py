@@ -1,4 +1,9 @@
-"""The ``relay`` command. Each subcommand lives in its own module and registers itself here."""
+"""The ``relay`` command.
+
+``serve``, ``check-config`` and ``create-topics`` (relay's own start-up and Kafka set-up) are
+defined here; every other group of subcommands lives in its own module and registers itself
+through ``register(commands)``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from typing import Any
-
-from confluent_kafka import KafkaException
 
 from relay import __version__
 from relay.cli import consumers, emulator, ultracart_auth, webhooks
@@ -20,9 +23,9 @@ from relay.cli.conventions import (
     print_json,
     say,
 )
-from relay.kafka.admin import KafkaRefused, KafkaUnreachable
+from relay.kafka.errors import KafkaFailed, KafkaUnreachable
 from relay.log_context import configure_logging
-from relay.serving.preflight import Problem, name_env_vars, preflight
+from relay.serving.preflight import preflight
 from relay.settings import ConfigError, Settings
 
 
@@ -50,7 +53,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         settings = _load_settings(args)
     except ConfigError as exc:
-        return _check_failed(args, document, [Problem("", name_env_vars(str(exc)))])
+        return _check_failed(args, document, [exc], label="configuration error: ")
     problems = preflight(settings)
     document["intake"] = f":{settings.server.port}{settings.intake.path}"
     if problems:
@@ -60,10 +63,14 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         try:
             report = check_topics(settings, args.timeout)
         except KafkaUnreachable as exc:
-            return _check_failed(args, document, [Problem("kafka.bootstrap_servers", str(exc))])
+            return _check_failed(
+                args, document, [ConfigError(str(exc), setting="kafka.bootstrap_servers")]
+            )
         document["kafka"] = report.to_json()
         if not report.ok:
-            problems = [Problem("topics", line) for line in report.problems()]
+            problems = [
+                ConfigError(f"topics: {line}", setting="topics") for line in report.problems()
+            ]
             return _check_failed(args, document, problems, kafka_summary=report.summary())
     document["valid"] = True
     if args.json:
@@ -80,8 +87,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _check_failed(
     args: argparse.Namespace,
     document: dict[str, Any],
-    problems: list[Problem],
+    problems: list[ConfigError],
     kafka_summary: str | None = None,
+    label: str = "",
 ) -> int:
     if args.json:
         document["problems"] = [p.to_json() for p in problems]
@@ -90,10 +98,7 @@ def _check_failed(
     if kafka_summary:
         say(f"relay: kafka: {kafka_summary}")
     for problem in problems:
-        # A Kafka connection failure reads best on its own: "relay: cannot reach Kafka at ...".
-        text = problem.message if problem.setting in ("", "kafka.bootstrap_servers") else problem
-        prefix = "configuration error: " if not problem.setting else ""
-        say(f"relay: {prefix}{text}")
+        say(f"relay: {label}{problem}")
     return EXIT_FAILURE
 
 
@@ -187,15 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
-        say(f"relay: configuration error: {name_env_vars(str(exc))}")
+        say(f"relay: configuration error: {exc}")
         return EXIT_FAILURE
-    except (KafkaUnreachable, KafkaRefused) as exc:
+    except KafkaFailed as exc:
         say(f"relay: {exc}")
         return EXIT_FAILURE
-    except KafkaException as exc:
-        # Anything else librdkafka raises, in one line rather than a traceback.
-        reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc
-        say(f"relay: Kafka error: {reason}")
+    except OSError as exc:
+        # A file or socket the command was pointed at (schemas export DIR, a port in use).
+        where = f": {exc.filename}" if exc.filename else ""
+        say(f"relay: {exc.strerror or exc}{where}")
         return EXIT_FAILURE
     return code
 

@@ -9,11 +9,10 @@ stdout, so scripts can parse them (``--json``: one JSON document).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from relay.cli.conventions import EXIT_FAILURE, formatted
+from relay.cli.conventions import EXIT_FAILURE, formatted, say
 from relay.control.client import UltraCartClient
 from relay.control.desired import ControlConfig, load
 from relay.control.errors import ControlError
@@ -22,10 +21,6 @@ from relay.control.models import Webhook
 from relay.settings.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def on_wait(reason: str, seconds: float, attempt: int, attempts: int) -> None:

@@ -42,6 +42,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--rate-limit", type=int, default=1000, help="API calls per hour before 429"
     )
     parser.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        default=None,
+        help="calls the leaky bucket holds before 429 (default: an hour's worth)",
+    )
+    parser.add_argument(
         "--api-latency", type=float, default=0.0, help="seconds added to each API call"
     )
     parser.add_argument("--items", type=int, default=50, help="seeded items (reflow)")
@@ -85,6 +91,7 @@ def options_from(args: argparse.Namespace) -> EmulatorOptions:
         oauth_client_id=args.oauth_client_id,
         token_ttl_seconds=args.token_ttl,
         rate_limit_per_hour=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
         api_latency_seconds=args.api_latency,
         items=args.items,
         orders=args.orders,

@@ -12,9 +12,9 @@ from relay.cli.control_common import (
     api_client,
     find_webhook,
     load_config,
-    say,
     webhook_oid,
 )
+from relay.cli.conventions import say
 from relay.control.catalog import supports_reflow
 from relay.control.client import UltraCartClient
 from relay.control.errors import ControlError

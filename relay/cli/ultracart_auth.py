@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 from relay.cli.control_common import (
     guarded,
     load_config,
-    say,
     with_config,
 )
-from relay.cli.conventions import formatted
+from relay.cli.conventions import formatted, say
 from relay.control.factory import token_endpoint
 from relay.control.login import login
 from relay.control.oauth import TokenStore

@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 from relay.cli.control_common import (
     Handler,
@@ -19,6 +17,7 @@ from relay.cli.control_common import (
     with_json,
 )
 from relay.cli.conventions import EXIT_OK, print_json
+from relay.cli.times import moment
 from relay.control.models import WebhookLog
 from relay.settings.errors import ConfigError
 
@@ -28,18 +27,10 @@ _MASKED_HEADERS = frozenset({"authorization", "x-ultracart-simple-key", "cookie"
 def _since(text: str | None) -> str | None:
     if not text:
         return None
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if match:
-        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        moment = datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
-        return moment.isoformat(timespec="seconds")
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--since {text!r}: use an ISO date-time or 30m, 2h, 7d") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="seconds")
+        return moment(text).isoformat(timespec="seconds")
+    except ConfigError as error:
+        raise ConfigError(f"--since {error}") from None
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

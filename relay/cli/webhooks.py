@@ -1,23 +1,23 @@
 """``relay webhooks ...``: relay's UltraCart webhook as desired state (list, plan, apply,
-delete, status, rotate-credentials; logs and reflow live beside this module)."""
+delete, status, rotate-credentials; logs, reflow and audit live beside this module)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from relay.cli.audit import add_audit_command
 from relay.cli.control_common import (
     Handler,
     api_client,
     find_webhook,
     guarded,
     load_config,
-    say,
     webhook_oid,
     with_config,
     with_json,
 )
-from relay.cli.conventions import EXIT_CHANGES, EXIT_OK, formatted, print_json
+from relay.cli.conventions import EXIT_CHANGES, EXIT_OK, formatted, print_json, say
 from relay.cli.reflow import add_reflow_command
 from relay.cli.webhook_logs import add_log_commands
 from relay.control import apply as applying
@@ -177,6 +177,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     with_json(status, "the status")
     add_log_commands(add)
     add_reflow_command(add)
+    add_audit_command(add)
     add(
         "rotate-credentials",
         cmd_rotate,

@@ -14,9 +14,13 @@ from typing import Any, cast
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 
+# confluent_kafka.admin re-exports this without declaring it, which mypy --strict rejects.
+from confluent_kafka.admin._metadata import TopicMetadata
+
+from relay.kafka.admin import Admin, quiet_librdkafka_logger
 from relay.kafka.client_config import admin_config
+from relay.kafka.errors import KafkaFailed, KafkaRefused, KafkaUnreachable, translate
 from relay.settings import KafkaSettings
 
 # How long one poll waits; also how quickly Ctrl-C is noticed between records.
@@ -59,18 +63,32 @@ class ReadRecord:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """Where to begin in each partition: the beginning, or the last ``last`` records."""
+    """Where to begin in each partition: the beginning, the last ``last`` records, or the
+    first record with a timestamp at or after ``since_ms`` (Kafka's offsets for times)."""
 
     last: int | None = None
+    since_ms: int | None = None
 
 
 class TopicReader:
     """Reads some topics' partitions from a start position, to their current end or forever."""
 
     def __init__(self, kafka: KafkaSettings, timeout: float = 10.0) -> None:
-        config = admin_config(kafka)
-        self._admin = AdminClient(config)
-        self._consumer = Consumer(
+        # librdkafka's per-reconnect lines at debug level: the failure is reported once, in words.
+        config = {**admin_config(kafka), "logger": quiet_librdkafka_logger()}
+        self._bootstrap = kafka.bootstrap_servers
+        # Admin: bounded metadata calls whose failure names the most specific reason.
+        self._admin = Admin(kafka)
+        try:
+            self._consumer = self._new_consumer(kafka, config)
+        except KafkaException as exc:
+            raise KafkaRefused(f"librdkafka refused the configuration: {translate(exc)}") from None
+        self._timeout = timeout
+        self._ends: dict[tuple[str, int], int] = {}
+
+    @staticmethod
+    def _new_consumer(kafka: KafkaSettings, config: dict[str, Any]) -> Consumer:
+        return Consumer(
             {
                 **config,
                 "client.id": kafka.client_id + "-reader",
@@ -82,28 +100,48 @@ class TopicReader:
                 "isolation.level": "read_committed",
             }
         )
-        self._timeout = timeout
-        self._ends: dict[tuple[str, int], int] = {}
 
     def close(self) -> None:
         self._consumer.close()
 
     def existing(self, topics: Sequence[str]) -> list[str]:
-        known = self._admin.list_topics(timeout=self._timeout).topics
+        known = self._topics()
         return [t for t in topics if t in known and known[t].error is None]
 
+    def _topics(self) -> dict[str, TopicMetadata]:
+        return self._admin.metadata(self._timeout).topics
+
     def assign(self, topics: Sequence[str], start: Start) -> None:
-        known = self._admin.list_topics(timeout=self._timeout).topics
+        known = self._topics()
         assignment = []
         for topic in topics:
             for partition in sorted(known[topic].partitions):
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=self._timeout
-                )
+                try:
+                    low, high = self._consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=self._timeout
+                    )
+                except KafkaException as exc:
+                    raise KafkaUnreachable(self._bootstrap, self._admin.reason(exc)) from None
                 first = low if start.last is None else max(low, high - start.last)
+                if start.since_ms is not None:
+                    first = self._offset_at(topic, partition, start.since_ms, low, high)
                 self._ends[(topic, partition)] = high
                 assignment.append(TopicPartition(topic, partition, first))
         self._consumer.assign(assignment)
+
+    def _offset_at(self, topic: str, partition: int, since_ms: int, low: int, high: int) -> int:
+        try:
+            [found] = self._consumer.offsets_for_times(
+                [TopicPartition(topic, partition, since_ms)], timeout=self._timeout
+            )
+        except KafkaException as exc:
+            raise KafkaUnreachable(self._bootstrap, translate(exc).text) from None
+        if found.error is not None:
+            raise KafkaFailed(
+                f"cannot look up {topic} [{partition}] by time: {translate(found.error)}"
+            )
+        # -1: no record that late; start at the end, there is nothing to read.
+        return high if found.offset < 0 else max(low, found.offset)
 
     def records(self, follow: bool) -> Iterator[ReadRecord]:
         """Records in arrival order per partition; without ``follow``, up to the ends seen
@@ -125,7 +163,7 @@ class TopicReader:
                     continue
                 if err.retriable() and not err.fatal():
                     continue
-                raise KafkaException(err)
+                raise KafkaFailed(f"cannot read {tp[0]} [{tp[1]}]: {translate(err)}")
             record = _read(msg)
             yield record
             if not follow and record.offset + 1 >= self._ends.get(tp, 0):

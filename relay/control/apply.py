@@ -10,7 +10,7 @@ from relay.control.desired import DesiredWebhook
 from relay.control.errors import ControlError
 from relay.control.models import Webhook
 from relay.control.plan import Plan, plan_create, plan_update
-from relay.control.state import OwnershipState, Record
+from relay.control.state import Ownership, OwnershipState
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +50,13 @@ def apply(
         oid = webhook.get("webhook_oid")
         if not isinstance(oid, int):
             raise ControlError("UltraCart created the webhook but returned no webhook_oid")
-        state.put(desired.url, Record(oid, created_by_relay=True))
+        state.put(desired.url, Ownership(oid, created_by_relay=True))
         logger.info("created webhook %s for %s", oid, desired.url)
         return Outcome(plan, webhook)
     assert plan.webhook_oid is not None
     webhook = client.update_webhook(plan.webhook_oid, plan.body, placeholders=True)
     if state.get(desired.url) is None:
         # Remember the adoption (not ownership) so later runs report it consistently.
-        state.put(desired.url, Record(plan.webhook_oid, created_by_relay=False))
+        state.put(desired.url, Ownership(plan.webhook_oid, created_by_relay=False))
     logger.info("updated webhook %s for %s", plan.webhook_oid, desired.url)
     return Outcome(plan, webhook)

@@ -1,6 +1,6 @@
 """What the control plane adds to relay's event catalog (``relay.events.catalog``).
 
-The events and categories themselves live in ``relay.events.catalog`` (WEBHOOKS.md section 3),
+The events and categories themselves live in ``relay.events.catalog`` (docs/ultracart.md section 3),
 shared with intake. Here: which expansions UltraCart documents, which events can be
 reflowed, and lookups for grouping desired events into the categories UltraCart expects.
 """

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+from relay.control.budget import CallBudget
 from relay.control.credentials import Credentials
 from relay.control.errors import (
     AuthenticationError,
@@ -79,6 +80,7 @@ class UltraCartClient:
         on_wait: WaitNotice | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        budget: CallBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
@@ -91,6 +93,8 @@ class UltraCartClient:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self.calls = 0
+        # Paces every attempt and bounds a run; None for commands that make a few calls.
+        self.budget = budget
 
     # ---- the webhook operations (operationId in the comment) ----
 
@@ -229,6 +233,8 @@ class UltraCartClient:
             }
             if payload is not None:
                 headers["Content-Type"] = "application/json; charset=UTF-8"
+            if self.budget is not None:
+                self.budget.spend()
             self.calls += 1
             try:
                 response = self._transport.send(

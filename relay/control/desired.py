@@ -51,11 +51,13 @@ class BasicCredentials:
     def parse(cls, text: str, where: str, file: Path | None = None) -> BasicCredentials:
         lines = pair_lines(text)
         if len(lines) != 1:
-            raise ConfigError(f'{where}: expected one line "user:password"')
+            raise ConfigError(
+                f'{where}: expected one line "user:password"', setting="webhook.basic"
+            )
         try:
             username, password = parse_pair(lines[0][1])
         except ValueError:
-            raise ConfigError(f"{where} {PAIR_RULE}") from None
+            raise ConfigError(f"{where} {PAIR_RULE}", setting="webhook.basic") from None
         return cls(username, Secret(password), file)
 
 
@@ -106,10 +108,13 @@ def _webhook(table: WebhookTable, env: Mapping[str, str]) -> DesiredWebhook:
     seen: set[str] = set()
     for index, raw in enumerate(table.events):
         where = f"[[webhook.events]] #{index + 1}"
+        setting = f"webhook.events[{index}].name"
         if category_of(raw.name) is None:
-            raise ConfigError(f"{where}: unknown event name {raw.name!r} (see docs/control.md)")
+            raise ConfigError(
+                f"{where}: unknown event name {raw.name!r} (see docs/control.md)", setting=setting
+            )
         if raw.name in seen:
-            raise ConfigError(f"{where}: {raw.name} is listed twice")
+            raise ConfigError(f"{where}: {raw.name} is listed twice", setting=setting)
         seen.add(raw.name)
         parts = raw.expansion.split(",") if isinstance(raw.expansion, str) else raw.expansion
         events.append(
@@ -139,7 +144,8 @@ def _basic(table: BasicTable | None, env: Mapping[str, str]) -> BasicCredentials
     if secret is None:
         raise ConfigError(
             f"webhook.basic: ${table.credentials_env} is not set; set credentials_env "
-            '(a variable holding "user:password") or credentials_file'
+            '(a variable holding "user:password") or credentials_file',
+            setting="webhook.basic.credentials_env",
         )
     from_file = None
     if not (table.credentials_env and env.get(table.credentials_env)) and table.credentials_file:

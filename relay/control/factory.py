@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from relay.control.budget import CallBudget
 from relay.control.client import RetryPolicy, UltraCartClient, WaitNotice
 from relay.control.credentials import Credentials, OAuthBearer, SimpleKey
 from relay.control.oauth import OAuthApp, TokenEndpoint, TokenStore
@@ -15,7 +16,10 @@ from relay.settings.ultracart import ApiSettings
 
 def token_endpoint(api: ApiSettings, transport: Transport | None = None) -> TokenEndpoint:
     if api.oauth is None:
-        raise ConfigError('[ultracart] auth is not "oauth"; set it and [ultracart.oauth] client_id')
+        raise ConfigError(
+            '[ultracart] auth is not "oauth"; set it and [ultracart.oauth] client_id',
+            setting="ultracart.auth",
+        )
     return TokenEndpoint(
         api.base_url,
         OAuthApp(api.oauth.client_id, api.oauth.client_secret),
@@ -31,7 +35,8 @@ def credentials_for(api: ApiSettings, transport: Transport | None = None) -> Cre
     if api.simple_key is None:
         raise ConfigError(
             "no UltraCart simple key: set $ULTRACART_SIMPLE_KEY, or [ultracart] simple_key_env "
-            "or simple_key_file"
+            "or simple_key_file",
+            setting="ultracart.simple_key_env",
         )
     return SimpleKey(api.simple_key)
 
@@ -42,6 +47,7 @@ def build_client(
     on_wait: WaitNotice | None = None,
     transport: Transport | None = None,
     sleep: Callable[[float], None] | None = None,
+    budget: CallBudget | None = None,
 ) -> UltraCartClient:
     transport = transport or UrllibTransport()
     return UltraCartClient(
@@ -53,4 +59,5 @@ def build_client(
         page_size=api.page_size,
         on_wait=on_wait,
         sleep=sleep or time.sleep,
+        budget=budget,
     )

@@ -81,6 +81,12 @@ class WebhookLogSummary(TypedDict, total=False):
     delivery_dts: str
     request_id: str
     success: bool
+    # Not in the extract's spec version; in the current SDK's model (ultracart-rest-sdk
+    # 4.1.208). A summary without them is still read: the audit then needs the full log.
+    status_code: int
+    duration: int
+    event_names: list[str]
+    order_ids: list[str]
 
 
 class WebhookReflow(TypedDict, total=False):

@@ -136,7 +136,7 @@ class TokenEndpoint:
 
     def _grant(self, fields: dict[str, str]) -> TokenSet:
         form = {"client_id": self.app.client_id, **fields}
-        # UltraCart's spec has no client_secret field on the token call (WEBHOOKS.md section 5
+        # UltraCart's spec has no client_secret field on the token call (docs/ultracart.md section 5
         # lists this as unknown); send it only when one is configured.
         if self.app.client_secret:
             form["client_secret"] = self.app.client_secret.reveal()

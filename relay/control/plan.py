@@ -1,6 +1,6 @@
 """The difference between the desired webhook and UltraCart's, and the body that closes it.
 
-Updates follow UltraCart's own pattern (WEBHOOKS.md 4.5): take the webhook as read with
+Updates follow UltraCart's own pattern (docs/ultracart.md 4.5): take the webhook as read with
 ``_placeholders=true`` (every event, each with an explicit ``subscribed`` flag), change the
 fields and flags, PUT the whole object back. Sending every event with an explicit flag works
 whether UltraCart treats the PUT as a patch or as a replacement.

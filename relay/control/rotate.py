@@ -91,16 +91,21 @@ def rotate_credentials(
     desired = config.webhook
     relay_file = config.control.relay_credentials_file
     if desired.basic is None:
-        raise ConfigError("[webhook.basic] is not set: there are no credentials to rotate")
+        raise ConfigError(
+            "[webhook.basic] is not set: there are no credentials to rotate",
+            setting="webhook.basic",
+        )
     if desired.basic.file is None:
         raise ConfigError(
             "[webhook.basic] takes its pair from an environment variable; rotation needs "
-            "credentials_file so the new pair can be written back"
+            "credentials_file so the new pair can be written back",
+            setting="webhook.basic.credentials_file",
         )
     if relay_file is None:
         raise ConfigError(
             "[control] relay_credentials_file is not set: name the file relay reads as "
-            "[auth] basic_credentials_file"
+            "[auth] basic_credentials_file",
+            setting="control.relay_credentials_file",
         )
     old = desired.basic
     webhook = client.find_by_url(desired.url, placeholders=True)

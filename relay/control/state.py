@@ -19,7 +19,9 @@ from relay.settings.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class Record:
+class Ownership:
+    """What relay knows of a webhook it manages: its oid, and whether relay created it."""
+
     webhook_oid: int
     created_by_relay: bool
 
@@ -34,24 +36,24 @@ class OwnershipState:
         except FileNotFoundError:
             return {}
         except ValueError as error:
-            raise ConfigError(f"{self.path}: not valid JSON ({error})") from None
+            raise ConfigError(f"not valid JSON ({error})", file=str(self.path)) from None
         webhooks = data.get("webhooks", {}) if isinstance(data, dict) else {}
         return webhooks if isinstance(webhooks, dict) else {}
 
-    def get(self, url: str) -> Record | None:
+    def get(self, url: str) -> Ownership | None:
         raw = self._read().get(normalise_url(url))
         if not isinstance(raw, dict):
             return None
         oid = raw.get("webhook_oid")
         if not isinstance(oid, int):
             return None
-        return Record(oid, bool(raw.get("created_by_relay")))
+        return Ownership(oid, bool(raw.get("created_by_relay")))
 
     def owns(self, url: str, webhook_oid: int | None) -> bool:
         record = self.get(url)
         return bool(record and record.created_by_relay and record.webhook_oid == webhook_oid)
 
-    def put(self, url: str, record: Record) -> None:
+    def put(self, url: str, record: Ownership) -> None:
         webhooks = self._read()
         webhooks[normalise_url(url)] = {
             "webhook_oid": record.webhook_oid,

@@ -48,12 +48,16 @@ def routes(state: EmulatorState) -> list[Route]:
         )
 
     async def events(request: Request) -> Response:
-        """Queue ``count`` events of ``event_name`` (cycling through the seeded objects)."""
+        """Queue ``count`` events of ``event_name`` (cycling through the seeded objects), or
+        the given ``objects`` as they are (an order larger than a log keeps, say)."""
         body = await _body(request)
         name = str(body.get("event_name", ""))
-        count = int(body.get("count", 1))
         if name not in KNOWN_EVENTS:
             return JSONResponse({"error": f"unknown event {name!r}"}, status_code=400)
+        given = body.get("objects")
+        if isinstance(given, list) and all(isinstance(obj, dict) for obj in given):
+            return JSONResponse({"queued": state.enqueue(name, given)})
+        count = int(body.get("count", 1))
         pool = state.objects_for(name) or [{"event": name}]
         objects = []
         for index in range(count):

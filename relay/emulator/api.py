@@ -165,33 +165,25 @@ def routes(state: EmulatorState) -> list[Route]:
         webhook = _find(state, request)
         offset = _int_query(request, "_offset", 0)
         limit = _int_query(request, "_limit", 100) or 100
+        since = None
         since_raw = request.query_params.get("_since")
-        logs = list(reversed(webhook.logs))  # newest first
         if since_raw:
             try:
                 since = datetime.fromisoformat(since_raw.replace("Z", "+00:00"))
             except ValueError:
                 raise ApiError(400, "_since must be an ISO 8601 date-time") from None
-            logs = [
-                log for log in logs if datetime.fromisoformat(str(log.get("delivery_dts"))) >= since
-            ]
-        summaries = [
-            {
-                "request_id": log.get("request_id"),
-                "delivery_dts": log.get("delivery_dts"),
-                "success": log.get("success"),
-            }
-            for log in logs
-        ]
+            if since.tzinfo is None:
+                raise ApiError(400, "_since needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+        summaries = [entry.summary() for entry in webhook.logs.newest_first(since)]
         chunk, result_set = page(summaries, offset, limit)
         return ok("webhook_log_summaries", chunk, result_set=result_set, request_id_value=rid)
 
     async def get_log(request: Request, rid: str) -> Response:
         webhook = _find(state, request)
         wanted = request.path_params["request_id"]
-        for log in webhook.logs:
-            if log.get("request_id") == wanted:
-                return ok("webhook_log", log, request_id_value=rid)
+        log = webhook.logs.find(wanted)
+        if log is not None:
+            return ok("webhook_log", log, request_id_value=rid)
         raise ApiError(400, f"No delivery log with request id {wanted}", object_id=wanted)
 
     async def reflow(request: Request, rid: str) -> Response:

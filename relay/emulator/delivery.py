@@ -3,7 +3,7 @@
 One batch at a time per webhook, oldest events first, up to ``maximum_events`` events and
 ``maximum_size`` bytes (at least one event). HTTP Basic when the webhook says so. The body is
 ``{"events": [...]}`` or, with the emulator's ``body_shape = "array"``, the bare array: which
-one UltraCart sends is unknown (WEBHOOKS.md section 1). With ``compress_events`` the events
+one UltraCart sends is unknown (docs/ultracart.md section 1). With ``compress_events`` the events
 array is gzipped and base64-encoded: ``{"events": "<base64>"}``, or ``"<base64>"`` as the
 whole body for the array shape; UltraCart's exact envelope is unknown too, and relay's intake
 accepts both. A non-2xx answer or no answer keeps the batch queued and schedules a retry
@@ -25,14 +25,12 @@ from datetime import UTC, datetime
 from relay.control.errors import TransportError
 from relay.control.models import HTTPHeader, WebhookLog
 from relay.control.transport import HttpRequest, HttpResponse, Transport, UrllibTransport
+from relay.emulator.delivery_log import LoggedDelivery, cut, describe
 from relay.emulator.envelope import request_id
 from relay.emulator.options import BodyShape
 from relay.emulator.store import EmulatorState, QueuedEvent, StoredWebhook
 
 logger = logging.getLogger(__name__)
-
-LOG_LIMIT = 1000
-_BODY_LIMIT = 100_000  # WebhookLog keeps the first 100,000 characters of each body
 
 
 def build_batch(webhook: StoredWebhook) -> list[QueuedEvent]:
@@ -123,23 +121,26 @@ class Deliverer:
         duration_ms = int((time.monotonic() - started) * 1000)
         success = 200 <= response.status < 300
         webhook.statuses[response.status] += 1
-        self._log(
-            webhook,
+        event_names, order_ids = describe((queued.event_name, queued.obj) for queued in batch)
+        log = LoggedDelivery(
             WebhookLog(
                 delivery_dts=delivered_at,
                 duration=duration_ms,
                 queue_delay=int((time.time() - batch[0].enqueued_at) * 1000),
-                request=body.decode("utf-8", "replace")[:_BODY_LIMIT],
+                request=cut(body.decode("utf-8", "replace")),
                 request_headers=_headers(logged_headers),
                 request_id=request_id(),
-                response=response.body.decode("utf-8", "replace")[:_BODY_LIMIT],
+                response=cut(response.body.decode("utf-8", "replace")),
                 response_headers=_headers(response.headers),
                 status_code=response.status,
                 success=success,
                 uri=url,
                 webhook_oid=webhook.webhook_oid,
             ),
+            event_names,
+            order_ids,
         )
+        webhook.logs.append(log)
         if webhook.webhook_oid not in self._state.webhooks:
             return success  # deleted while the delivery was in flight
         if success:
@@ -174,9 +175,3 @@ class Deliverer:
                 webhook.webhook_oid,
                 webhook.consecutive_failures,
             )
-
-    @staticmethod
-    def _log(webhook: StoredWebhook, log: WebhookLog) -> None:
-        webhook.logs.append(log)
-        if len(webhook.logs) > LOG_LIMIT:
-            del webhook.logs[: len(webhook.logs) - LOG_LIMIT]

@@ -2,7 +2,7 @@
 
 Order of checks: injected faults, the ``X-UltraCart-Api-Version`` header, the credential,
 then the concurrency and leaky-bucket limits. A 429 for overlapping calls is real UltraCart
-behaviour (WEBHOOKS.md 4.4), so a client that does not serialise gets caught here.
+behaviour (docs/ultracart.md 4.4), so a client that does not serialise gets caught here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# The two delivery body shapes UltraCart's own sources show (WEBHOOKS.md section 1): the
+# The two delivery body shapes UltraCart's own sources show (docs/ultracart.md section 1): the
 # sample receiver's {"events": [...]} and the wiki's top-level array [...].
 BodyShape = Literal["object", "array"]
 BODY_SHAPES: tuple[BodyShape, ...] = ("object", "array")
@@ -18,6 +18,9 @@ class EmulatorOptions:
     token_ttl_seconds: float = 3600.0
     # UltraCart's default budget: 1,000 calls an hour, leaky bucket.
     rate_limit_per_hour: int = 1000
+    # How many calls the bucket holds before it answers 429 (None: an hour's worth). Tests
+    # make it small so a client that does not pace itself is caught within seconds.
+    rate_limit_burst: int | None = None
     # Artificial latency per API call, so overlapping calls really overlap (and earn a 429).
     api_latency_seconds: float = 0.0
     items: int = 50

@@ -1,7 +1,7 @@
 """Seed objects: N items and orders with distinct ids, made from the shipped samples.
 
 The samples are synthetic objects that follow the field names and nesting of UltraCart's
-``Item`` and ``Order`` models (see WEBHOOKS.md, "Samples"), so deliveries have realistic
+``Item`` and ``Order`` models (docs/ultracart.md, "Samples"), so deliveries have realistic
 shapes and sizes.
 """
 

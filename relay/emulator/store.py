@@ -17,8 +17,8 @@ from relay.control.models import (
     Webhook,
     WebhookEventCategory,
     WebhookEventSubscription,
-    WebhookLog,
 )
+from relay.emulator.delivery_log import DeliveryLog
 from relay.emulator.options import EmulatorOptions
 from relay.emulator.seed import JsonObject, make_items, make_orders
 from relay.events.catalog import EVENTS_BY_CATEGORY
@@ -57,7 +57,7 @@ class StoredWebhook:
     settings: dict[str, Any]
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     queue: deque[QueuedEvent] = field(default_factory=deque)
-    logs: list[WebhookLog] = field(default_factory=list)
+    logs: DeliveryLog = field(default_factory=DeliveryLog)
     consecutive_failures: int = 0
     next_retry_at: float | None = None
     disabled: bool = False
@@ -134,15 +134,17 @@ class OAuthGrants:
 
 @dataclass
 class RateBucket:
-    """UltraCart's leaky bucket: capacity per hour, draining continuously."""
+    """UltraCart's leaky bucket: ``per_hour`` calls an hour, draining continuously, holding
+    at most ``capacity`` (UltraCart's burst size is not documented; by default an hour's)."""
 
+    per_hour: int
     capacity: int
     level: float = 0.0
     updated: float = field(default_factory=time.monotonic)
 
     def admit(self) -> bool:
         now = time.monotonic()
-        self.level = max(0.0, self.level - (now - self.updated) * self.capacity / 3600.0)
+        self.level = max(0.0, self.level - (now - self.updated) * self.per_hour / 3600.0)
         self.updated = now
         if self.level + 1 > self.capacity:
             return False
@@ -158,7 +160,10 @@ class EmulatorState:
         self.items = make_items(options.items, options.merchant_id)
         self.orders = make_orders(options.orders, options.merchant_id)
         self.oauth = OAuthGrants()
-        self.bucket = RateBucket(options.rate_limit_per_hour)
+        self.bucket = RateBucket(
+            options.rate_limit_per_hour,
+            options.rate_limit_burst or options.rate_limit_per_hour,
+        )
         self.faults: deque[int] = deque()
         self.in_flight = 0
         self.api_calls = 0

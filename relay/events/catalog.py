@@ -1,4 +1,4 @@
-"""UltraCart's webhook event catalog (WEBHOOKS.md section 3, from UltraCart's SDK samples).
+"""UltraCart's webhook event catalog (docs/ultracart.md section 3, from UltraCart's SDK samples).
 
 The live catalog is ``GET /webhook/webhooks?_placeholders=true``; this copy bounds metric
 label values and picks default record keys. Events not listed here are still published,

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from relay.events.catalog import metric_label
 from relay.events.dataschema import dataschema_for
+from relay.events.errors import PayloadTooLarge
 from relay.events.identity import FieldReader
 from relay.events.routing import KeyPicker, TopicRouter
 from relay.settings import CloudEventsSettings
@@ -48,10 +49,25 @@ class Record(NamedTuple):
     label: str
 
 
+def check_record_sizes(records: Sequence[Record], max_record_bytes: int) -> None:
+    """Refuse (413 ``event_too_large``) a delivery with a record the producer would refuse.
+
+    The publisher checks before producing and the spool before appending: a record Kafka's
+    client cannot take must be refused at once, not stall the drainer after a 200.
+    """
+    for record in records:
+        if len(record.value) > max_record_bytes:
+            raise PayloadTooLarge(
+                f"a {record.label} event is {len(record.value)} bytes; the producer accepts "
+                f"at most {max_record_bytes} bytes per record",
+                code="event_too_large",
+            )
+
+
 def event_id(event_name: str, value: bytes) -> str:
     """Deterministic CloudEvents id: the same event re-sent by UltraCart gets the same id.
 
-    UltraCart puts no id on its events (WEBHOOKS.md section 1), so the id is derived from
+    UltraCart puts no id on its events (docs/ultracart.md section 1), so the id is derived from
     what identifies a retry: the event name and the object's bytes.
     """
     digest = hashlib.sha256(event_name.encode() + b"\x00" + value).hexdigest()

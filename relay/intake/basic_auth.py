@@ -1,7 +1,7 @@
 """HTTP Basic check for UltraCart deliveries, with several accepted pairs for rotation.
 
 UltraCart sends the ``basic_username``/``basic_password`` configured on the webhook
-(WEBHOOKS.md section 0). Accepting a set of pairs, and re-reading the credentials file
+(docs/ultracart.md section 0). Accepting a set of pairs, and re-reading the credentials file
 when it changes, lets an operator add a new pair, switch UltraCart to it and drop the old
 one without a moment when deliveries are refused.
 """

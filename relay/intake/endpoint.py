@@ -44,7 +44,7 @@ from relay.intake.dead_letter import dead_letter_record
 from relay.intake.parsing import parse_delivery
 from relay.intake.responses import EMPTY_400, Answer, Send, error_answer, ok_answer, send_answer
 from relay.intake.signature import SignatureVerifier
-from relay.log_context import request_id_var
+from relay.log_context import delivery_id_var
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
 
@@ -130,7 +130,7 @@ class DeliveryEndpoint:
         started = time.perf_counter()
         headers = read_headers(scope["headers"])
         delivery_id = self._delivery_id(headers)
-        token = request_id_var.set(delivery_id)
+        token = delivery_id_var.set(delivery_id)
         self._inflight.inc()
         outcome = "ok"
         try:
@@ -144,7 +144,7 @@ class DeliveryEndpoint:
             answer = EMPTY_400
         finally:
             self._inflight.dec()
-            request_id_var.reset(token)
+            delivery_id_var.reset(token)
         elapsed = time.perf_counter() - started
         counted = self._by_outcome.get(outcome)
         if counted is None:
@@ -228,7 +228,7 @@ class DeliveryEndpoint:
         )
 
     def _note_shape(self, shape: str) -> None:
-        # Which body shape UltraCart sends is unknown (WEBHOOKS.md section 1): say once per
+        # Which body shape UltraCart sends is unknown (docs/ultracart.md section 1): say once per
         # process which ones arrive, so an operator can settle it from the logs.
         if shape not in self._shapes_seen:
             self._shapes_seen.add(shape)

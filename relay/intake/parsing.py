@@ -1,6 +1,6 @@
 """UltraCart delivery body -> a validated list of events, or a precise 4xx.
 
-UltraCart's own sources show two shapes (WEBHOOKS.md section 1), and which one it sends
+UltraCart's own sources show two shapes (docs/ultracart.md section 1), and which one it sends
 today is unknown, so both are the same delivery here:
 
 - ``{"events": [{"<event_name>": {...object...}}, ...]}``, as its sample receiver reads it;
@@ -56,7 +56,7 @@ _BODY = msgspec.json.Decoder(_Body)
 _INFLATED = msgspec.json.Decoder(_Events | _InnerEnvelope)
 _ANY = msgspec.json.Decoder()
 
-# The shapes, as ParsedDelivery.shape names them: the two of WEBHOOKS.md, and each of them
+# The shapes, as ParsedDelivery.shape names them: the two of docs/ultracart.md, and each of them
 # compressed (base64 of gzip in "events", or as the whole body, a JSON string).
 Shape = Literal["object", "array", "object+gzip-base64", "string+gzip-base64"]
 

@@ -20,20 +20,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import ClusterMetadata
 
 from relay.kafka.client_config import admin_config
+from relay.kafka.errors import KafkaRefused, KafkaUnreachable, translate
 from relay.settings import KafkaSettings
-
-
-class KafkaUnreachable(Exception):
-    """No broker answered within the time allowed."""
-
-    def __init__(self, bootstrap: str, reason: str) -> None:
-        super().__init__(f"cannot reach Kafka at {bootstrap}: {reason}")
-        self.bootstrap = bootstrap
-        self.reason = reason
-
-
-class KafkaRefused(Exception):
-    """A broker answered but refused or failed the request (ACLs, policy, bad arguments)."""
 
 
 class _DebugOnly(logging.LoggerAdapter[logging.Logger]):
@@ -66,7 +54,10 @@ class Admin:
         config = admin_config(kafka)
         config["logger"] = quiet_librdkafka_logger()
         config["error_cb"] = self._errors.append
-        self.client = AdminClient(config)
+        try:
+            self.client = AdminClient(config)
+        except KafkaException as exc:
+            raise KafkaRefused(f"librdkafka refused the configuration: {translate(exc)}") from None
 
     def metadata(self, timeout: float) -> ClusterMetadata:
         """Every topic and broker; ``KafkaUnreachable`` when no broker answers in time.
@@ -84,10 +75,9 @@ class Admin:
         self.client.poll(0)  # delivers the error callbacks queued so far
         specific = [e for e in self._errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
         if specific:
-            text = str(specific[-1].str())
-            # "host:port/bootstrap: Connect to ..." -> "Connect to ..."; the caller names
-            # the bootstrap servers already.
+            text = translate(specific[-1]).text
+            # "host:port/bootstrap: Connect to ..." -> "Connect to ...": the caller names
+            # the bootstrap servers already. (Trimming a prefix off librdkafka's sentence,
+            # not reading anything out of it.)
             return text.split(": ", 1)[1] if "/bootstrap: " in text else text
-        if exc is not None and exc.args and isinstance(exc.args[0], KafkaError):
-            return str(exc.args[0].str())
-        return str(exc) if exc is not None else "no answer"
+        return translate(exc).text

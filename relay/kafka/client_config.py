@@ -40,7 +40,8 @@ def producer_config(kafka: KafkaSettings, intake: IntakeSettings) -> dict[str, A
         if str(config[option]).lower() not in allowed:
             raise ConfigError(
                 f"kafka.librdkafka.{option} must stay {sorted(allowed)[0]!r}: relay answers "
-                "200 only once Kafka durably holds every event"
+                "200 only once Kafka durably holds every event",
+                setting=f"kafka.librdkafka.{option}",
             )
     return config
 

@@ -1,4 +1,12 @@
-"""librdkafka's per-record errors sorted once: worth retrying, or refused for good.
+"""librdkafka's errors in relay's terms, translated here and nowhere else.
+
+``translate`` reads a ``KafkaException`` or ``KafkaError`` once into a ``KafkaReason``
+(its name and librdkafka's sentence); every caller (the CLI, preflight, the admin helpers,
+the publisher) uses that. ``KafkaFailed`` and its two kinds are what a Kafka call that
+failed raises to relay's own code: no raw ``KafkaException`` goes further than relay.kafka
+(and relay.consumers, its reading side).
+
+Per-record errors are also sorted once: worth retrying, or refused for good.
 
 A record the broker refuses permanently would be refused by every retry, so retrying it
 only stalls whatever waits behind it (the spool's drainer). Everything not listed as
@@ -9,7 +17,52 @@ record aside.
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaReason:
+    """One librdkafka error: its name (``_TRANSPORT``, ``TOPIC_AUTHORIZATION_FAILED``; empty
+    when librdkafka gave only text) and its own sentence."""
+
+    name: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def translate(error: BaseException | KafkaError | None) -> KafkaReason:
+    """What went wrong, from a ``KafkaException`` (whose first argument is usually the
+    ``KafkaError``), a ``KafkaError`` itself, or any other exception."""
+    if isinstance(error, KafkaException) and error.args:
+        error = error.args[0] if isinstance(error.args[0], KafkaError) else error
+    if isinstance(error, KafkaError):
+        return KafkaReason(str(error.name()), str(error.str()))
+    if error is None:
+        return KafkaReason("", "no answer")
+    return KafkaReason("", str(error) or type(error).__name__)
+
+
+class KafkaFailed(Exception):
+    """A Kafka call failed; the message is one line that says what and why."""
+
+
+class KafkaUnreachable(KafkaFailed):
+    """No broker answered within the time allowed."""
+
+    def __init__(self, bootstrap: str, reason: str) -> None:
+        super().__init__(f"cannot reach Kafka at {bootstrap}: {reason}")
+        self.bootstrap = bootstrap
+        self.reason = reason
+
+
+class KafkaRefused(KafkaFailed):
+    """A broker answered but refused or failed the request (ACLs, policy, bad arguments), or
+    librdkafka refused the client's configuration."""
+
 
 # Errors that concern the record or its topic and that no retry can change.
 PERMANENT = frozenset(

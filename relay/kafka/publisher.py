@@ -26,11 +26,11 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
-from relay.events.errors import PayloadTooLarge, RecordsRefused, Unavailable
-from relay.events.records import Record
+from relay.events.errors import RecordsRefused, Unavailable
+from relay.events.records import Record, check_record_sizes
 from relay.kafka.client_config import max_message_bytes
 from relay.kafka.delivery_reports import LoopPoller, ThreadPoller
-from relay.kafka.errors import is_permanent, reason
+from relay.kafka.errors import KafkaRefused, is_permanent, reason, translate
 from relay.kafka.quiet_log import RepeatSuppressingLog
 from relay.metrics import RelayMetrics
 
@@ -151,7 +151,10 @@ class KafkaPublisher:
         return self._max_record_bytes
 
     async def start(self, connect_timeout: float = 10.0) -> None:
-        self._producer = Producer(self._config)
+        try:
+            self._producer = Producer(self._config)
+        except KafkaException as exc:
+            raise KafkaRefused(f"librdkafka refused the configuration: {translate(exc)}") from None
         if self._poll_on_loop:
             self._poller = LoopPoller(self._producer, self._busy)
         else:
@@ -165,7 +168,7 @@ class KafkaPublisher:
             await asyncio.to_thread(producer.list_topics, timeout=connect_timeout)
             self._set_ready(True)
         except KafkaException as exc:
-            logger.warning("kafka not reachable at start-up", extra={"error": str(exc)})
+            logger.warning("kafka not reachable at start-up", extra={"error": translate(exc).text})
             self._set_ready(False)
 
     async def stop(self, flush_timeout: float) -> int:
@@ -195,15 +198,7 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None or not self._ready:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
-        limit = self._max_record_bytes
-        # A plain loop, not next() over a generator: this runs for every delivery.
-        for record in records:
-            if len(record.value) > limit:
-                raise PayloadTooLarge(
-                    f"a {record.label} event is {len(record.value)} bytes; the producer "
-                    f"accepts at most {limit} bytes per record",
-                    code="event_too_large",
-                )
+        check_record_sizes(records, self._max_record_bytes)
         count = len(records)
         if self._inflight_events + count > self._max_inflight:
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
@@ -240,7 +235,7 @@ class KafkaPublisher:
         except KafkaException as exc:
             self._release(count - sent)
             batch.abandon(sent)
-            self._count_error(exc.args[0] if exc.args else None)
+            self._count_error(translate(exc).name)
             raise Unavailable(
                 "Kafka refused the records; retry later", code="produce_failed"
             ) from None
@@ -256,7 +251,7 @@ class KafkaPublisher:
         self._metrics.produce_duration.observe(time.perf_counter() - started)
         if batch.errors:
             for error in batch.errors:
-                self._count_error(error)
+                self._count_error(translate(error).name)
             refused = sorted({reason(e) for e in batch.errors if is_permanent(e)})
             if refused:
                 raise RecordsRefused(
@@ -274,9 +269,8 @@ class KafkaPublisher:
         self._inflight_events -= count
         self._metrics.inflight_events.set(self._inflight_events)
 
-    def _count_error(self, error: object) -> None:
-        name = error.name() if isinstance(error, KafkaError) else "unknown"
-        self._metrics.produce_errors.labels(error=name).inc()
+    def _count_error(self, name: str) -> None:
+        self._metrics.produce_errors.labels(error=name or "unknown").inc()
 
     def _set_ready(self, ready: bool) -> None:
         if ready != self._ready:
@@ -306,11 +300,12 @@ class KafkaPublisher:
             # reported once until Kafka is reachable again, not on every reconnect.
             return
         self._reported.add(error.code())
+        said = translate(error)
         if error.code() == KafkaError._AUTHENTICATION:
             logger.error(
                 "Kafka refused relay's credentials; check kafka.librdkafka sasl.mechanism, "
                 "sasl.username and sasl.password (deliveries get 503 until it accepts them)",
-                extra={"error": error.name(), "detail": error.str()},
+                extra={"error": said.name, "detail": said.text},
             )
             return
-        logger.warning("kafka client error", extra={"error": error.name(), "detail": error.str()})
+        logger.warning("kafka client error", extra={"error": said.name, "detail": said.text})

@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from relay.kafka.admin import KafkaUnreachable
+from relay.kafka.errors import KafkaUnreachable
 from relay.kafka.topic_check import TopicReport, check_topics
 from relay.settings import Settings
 

@@ -8,7 +8,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.cimpl import NewTopic
 
 from relay.events.routing import TopicRouter
-from relay.kafka.admin import Admin, KafkaRefused
+from relay.kafka.admin import Admin
+from relay.kafka.errors import KafkaRefused
 from relay.settings import Settings
 
 

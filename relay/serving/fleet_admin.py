@@ -15,13 +15,12 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Info,
     PlatformCollector,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
 
-from relay import __version__
+from relay.metrics import build_info
 from relay.serving.probes import Readiness, probe_routes
 from relay.serving.process_metrics import WorkerProcessCollector
 
@@ -48,7 +47,7 @@ class FleetMetrics:
             "Intake workers restarted after exiting unexpectedly.",
             registry=self.registry,
         )
-        Info("relay_build", "relay version.", registry=self.registry).info({"version": __version__})
+        build_info(self.registry)
 
 
 def fleet_admin_app(metrics: FleetMetrics, readiness: Readiness) -> Starlette:

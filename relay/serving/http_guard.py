@@ -1,6 +1,6 @@
 """Limits on the request head that uvicorn's httptools protocol does not have.
 
-Measured with uvicorn 0.54 + httptools 0.9 (tests/security/test_limits.py): a request head
+Measured with uvicorn 0.54 + httptools 0.9 (tests/hostile/test_wire_limits.py): a request head
 is buffered without any size limit (a 200 MB header raised relay's RSS from 44 MB to
 316 MB), and a connection that sends nothing, or trickles its headers, is never timed out.
 Either lets one client hold memory or connections for as long as it likes.

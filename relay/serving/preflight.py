@@ -9,49 +9,44 @@ passing must mean ``serve`` starts, so both call ``preflight``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from confluent_kafka import KafkaException, Producer
 
 from relay.credentials import read_credentials_file
 from relay.kafka.admin import quiet_librdkafka_logger
 from relay.kafka.client_config import producer_config
+from relay.kafka.errors import translate
 from relay.serving.tls import check_pair
-from relay.settings import ENV_PREFIX, ConfigError, Settings
+from relay.settings import ENV_PREFIX, ConfigError, KafkaSettings, Settings
 from relay.settings.loader import env_layer
+from relay.spool.errors import NO_SPACE
+from relay.spool.files import fsync_directory, make_directory
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing that stops relay from starting. ``env`` names the variable that set it."""
-
-    setting: str
-    message: str
-    env: str | None = None
-
-    def __str__(self) -> str:
-        origin = f" (set by {self.env})" if self.env else ""
-        return f"{self.setting}{origin}: {self.message}"
-
-    def to_json(self) -> dict[str, str | None]:
-        return {"setting": self.setting or None, "env": self.env, "message": self.message}
-
-
-def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> list[Problem]:
-    """Every problem found (empty: serve will start); ``env`` is where RELAY_* came from."""
+def preflight(settings: Settings, env: Mapping[str, str] | None = None) -> list[ConfigError]:
+    """Every problem found (empty: serve will start), each naming the variable in ``env``
+    (default: the process environment) that set its setting, if one did."""
     env = os.environ if env is None else env
-    problems = [*_credentials(settings), *_librdkafka(settings), *_tls(settings)]
-    return [Problem(p.setting, p.message, p.env or env_var_for(p.setting, env)) for p in problems]
+    problems = [
+        *_credentials(settings),
+        *_librdkafka(settings),
+        *_tls(settings),
+        *_spool_directory(settings),
+    ]
+    return [p.located(env=env_var_for(p.setting, env)) for p in problems]
 
 
 def env_var_for(setting: str, env: Mapping[str, str]) -> str | None:
-    """The RELAY_* variable that sets ``setting`` (dotted, as in messages), if one does.
+    """The RELAY_* variable that sets ``setting`` (dotted), if one does.
 
     The environment overrides the file, so a variable that maps to the key is the source.
     """
+    if not setting:
+        return None
     for name, value in env.items():
         if _setting_of(name, value) == setting:
             return name
@@ -67,24 +62,7 @@ def _setting_of(name: str, value: str) -> str | None:
     return next(iter(origins), None)
 
 
-def name_env_vars(message: str, env: Mapping[str, str] | None = None) -> str:
-    """``message`` with "(set by RELAY_X)" after each setting in it that a variable set.
-
-    For messages that name the key but not the variable; Settings.load's own errors name
-    the variable already, and are left as they are.
-    """
-    env = os.environ if env is None else env
-    named = []
-    if any(name.startswith(ENV_PREFIX) and f"{name}: " in message for name in env):
-        return message
-    for name, value in env.items():
-        setting = _setting_of(name, value)
-        if setting and re.search(rf"(?<![\w.]){re.escape(setting)}(?![\w.])", message):
-            named.append(name)
-    return f"{message} (set by {', '.join(sorted(named))})" if named else message
-
-
-def _credentials(settings: Settings) -> list[Problem]:
+def _credentials(settings: Settings) -> list[ConfigError]:
     path = settings.auth.basic_credentials_file
     if not path:
         return []
@@ -92,49 +70,64 @@ def _credentials(settings: Settings) -> list[Problem]:
     try:
         pairs = read_credentials_file(Path(path))
     except FileNotFoundError:
-        return [Problem(setting, f"{path} does not exist")]
+        problem = f"{path} does not exist"
     except PermissionError:
-        return [Problem(setting, f"{path} is not readable by this user (uid {os.getuid()})")]
+        problem = f"{path} is not readable by this user (uid {os.getuid()})"
     except IsADirectoryError:
-        return [Problem(setting, f"{path} is a directory, not a file")]
+        problem = f"{path} is a directory, not a file"
     except OSError as exc:
-        return [Problem(setting, f"cannot read {path}: {exc.strerror or exc}")]
+        problem = f"cannot read {path}: {exc.strerror or exc}"
     except UnicodeDecodeError:
-        return [Problem(setting, f"{path} is not UTF-8 text")]
+        problem = f"{path} is not UTF-8 text"
     except ValueError as exc:
         # The reader names the line, never its content: it holds a password.
-        return [Problem(setting, str(exc))]
-    if not pairs and not settings.auth.basic_credentials and not settings.auth.signature.enabled:
-        return [Problem(setting, f"{path} holds no user:password pair, so no sender can get in")]
-    return []
+        problem = str(exc)
+    else:
+        if pairs or settings.auth.basic_credentials or settings.auth.signature.enabled:
+            return []
+        problem = f"{path} holds no user:password pair, so no sender can get in"
+    return [ConfigError(f"{setting}: {problem}", setting=setting)]
 
 
-_PROPERTY = re.compile(r'property:? "?([A-Za-z0-9._-]+)"?')
-
-
-def _librdkafka(settings: Settings) -> list[Problem]:
+def _librdkafka(settings: Settings) -> list[ConfigError]:
     try:
         config = producer_config(settings.kafka, settings.intake)
     except ConfigError as exc:
-        text = str(exc)
-        return [Problem(text.split(" ", 1)[0], text.split(" ", 1)[1])]
-    config["logger"] = quiet_librdkafka_logger()
+        return [exc]
+    # librdkafka validates names and values only when a client is built.
+    refusal = _refusal(config)
+    if refusal is None:
+        return []
+    # librdkafka's sentence names the option in its own words; rather than read it out of
+    # them, build a client with each of the operator's options alone to find the culprit.
+    own = _with_options(settings.kafka, {})
+    setting = "kafka.librdkafka"  # one of relay's own defaults, or options only wrong together
+    if _refusal(producer_config(own, settings.intake)) is None:
+        for option, value in settings.kafka.librdkafka.items():
+            alone = _with_options(settings.kafka, {option: value})
+            if _refusal(producer_config(alone, settings.intake)) is not None:
+                setting = f"kafka.librdkafka.{option}"
+                break
+    return [ConfigError(f"{setting}: librdkafka refuses it: {refusal}", setting=setting)]
+
+
+def _with_options(kafka: KafkaSettings, options: Mapping[str, Any]) -> KafkaSettings:
+    return msgspec.structs.replace(kafka, librdkafka=dict(options))
+
+
+def _refusal(config: dict[str, Any]) -> str | None:
+    """librdkafka's reason for refusing ``config``, or None if it builds a client.
+
+    Building a producer connects nothing yet that close() does not end at once.
+    """
     try:
-        # librdkafka validates names and values only when a client is built. Building one
-        # connects nothing yet that close() does not end at once.
-        Producer(config).close()
+        Producer({**config, "logger": quiet_librdkafka_logger()}).close()
     except KafkaException as exc:
-        reason = str(exc.args[0].str()) if exc.args else str(exc)
-        match = _PROPERTY.search(reason)
-        option = match.group(1) if match else None
-        setting = f"kafka.librdkafka.{option}" if option else "kafka.librdkafka"
-        if option is not None and option not in settings.kafka.librdkafka:
-            setting = "kafka.librdkafka"  # one of relay's own defaults: a librdkafka mismatch
-        return [Problem(setting, reason)]
-    return []
+        return translate(exc).text
+    return None
 
 
-def _tls(settings: Settings) -> list[Problem]:
+def _tls(settings: Settings) -> list[ConfigError]:
     """The intake's certificate and key load as a pair (serve would fail to bind HTTPS)."""
     server = settings.server
     if not server.tls_enabled:
@@ -142,18 +135,43 @@ def _tls(settings: Settings) -> list[Problem]:
     try:
         check_pair(server.tls_cert_file, server.tls_key_file)
     except ConfigError as exc:
-        text = str(exc)
-        for setting in ("server.tls_cert_file", "server.tls_key_file"):
-            if text.startswith(setting + ": "):
-                return [Problem(setting, text[len(setting) + 2 :])]
-        pair = "server.tls_cert_file and server.tls_key_file "
-        if text.startswith(pair):
-            # Both files read, but they are not one pair: the key is what does not fit.
-            return [
-                Problem(
-                    "server.tls_key_file",
-                    "does not match server.tls_cert_file: " + text[len(pair) :],
-                )
-            ]
-        return [Problem("server.tls_cert_file", text)]
+        return [exc]
+    return []
+
+
+def _spool_directory(settings: Settings) -> list[ConfigError]:
+    """The spool's directory exists or can be created, takes a file, and syncs.
+
+    Tried for real, with a probe file fsynced and removed, because a read-only volume or
+    one whose fsync fails would otherwise surface as a 503 on the first delivery Kafka
+    cannot take, perhaps weeks after the start. A full volume is no reason not to start:
+    relay still serves straight to Kafka, and answers 503 spool_disk_full only when it
+    needs the spool.
+    """
+    if not settings.spool.enabled:
+        return []
+    directory = Path(settings.spool.directory)
+    probe = directory / f".preflight-{os.getpid()}"
+    step = "create"
+    try:
+        make_directory(directory)
+        step = "write a file in"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"relay preflight\n")
+                step = "fsync a file in"
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno not in NO_SPACE:
+                raise
+        finally:
+            probe.unlink(missing_ok=True)
+        step = "fsync"
+        fsync_directory(directory)
+    except OSError as exc:
+        reason = f"cannot {step} {directory}: {exc.strerror or exc}"
+        return [ConfigError(f"spool.directory: {reason}", setting="spool.directory")]
     return []

@@ -166,11 +166,16 @@ def check_pair(cert_file: str, key_file: str) -> None:
         try:
             contents.append(Path(path).read_bytes())
         except OSError as exc:
-            raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+            raise ConfigError(
+                f"{where}: cannot read {path}: {exc.strerror or exc}", setting=where
+            ) from None
     problem = _problem(_Pair(*contents))
     if problem is not None:
+        # Both files read, but they are not one pair: the key is what does not fit.
         raise ConfigError(
-            f"server.tls_cert_file and server.tls_key_file ({cert_file}, {key_file}): {problem}"
+            f"server.tls_key_file does not match server.tls_cert_file ({cert_file}, "
+            f"{key_file}): {problem}",
+            setting="server.tls_key_file",
         )
 
 

@@ -5,6 +5,7 @@ naming and ``coerce`` for how environment text is read.
 """
 
 from relay.settings.errors import ConfigError
+from relay.settings.loader import Table
 from relay.settings.model import (
     CONFIG_PATH_VAR,
     ENV_PREFIX,
@@ -17,7 +18,6 @@ from relay.settings.model import (
     Settings,
     SignatureSettings,
     SpoolSettings,
-    Table,
     TopicPattern,
     TopicSettings,
 )

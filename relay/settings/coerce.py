@@ -42,8 +42,8 @@ def is_secret(node: mi.Type) -> bool:
     return False
 
 
-def coerce(text: str, node: mi.Type, var: str) -> Any:
-    """``text`` as a value of ``node``'s type; errors name ``var`` and never quote a secret."""
+def coerce(text: str, node: mi.Type, setting: str) -> Any:
+    """``text`` as a value of ``node``'s type; errors name ``setting`` and never quote a secret."""
     node = unwrap(node)
     shown = "" if is_secret(node) else f", got {text!r}"
     if isinstance(node, mi.BoolType):
@@ -52,34 +52,36 @@ def coerce(text: str, node: mi.Type, var: str) -> Any:
             return True
         if word in FALSE_WORDS:
             return False
-        raise ConfigError(f"{var}: {BOOL_RULE}{shown}")
+        raise ConfigError(f"{setting} {BOOL_RULE}{shown}", setting=setting)
     if isinstance(node, mi.IntType):
         try:
             return int(text.strip())
         except ValueError:
-            raise ConfigError(f"{var}: must be an integer{shown}") from None
+            raise ConfigError(f"{setting} must be an integer{shown}", setting=setting) from None
     if isinstance(node, mi.FloatType):
         try:
             return float(text.strip())
         except ValueError:
-            raise ConfigError(f"{var}: must be a number{shown}") from None
+            raise ConfigError(f"{setting} must be a number{shown}", setting=setting) from None
     if isinstance(node, mi.UnionType):
-        return _union(text, node, var)
+        return _union(text, node, setting)
     if isinstance(node, mi.CollectionType):
         parts = [part.strip() for part in text.split(",") if part.strip()]
-        return [coerce(part, node.item_type, var) for part in parts]
+        return [coerce(part, node.item_type, setting) for part in parts]
     if isinstance(node, mi.StructType | mi.DictType | mi.TupleType):
-        raise ConfigError(f"{var}: this setting is a table or fixed list; set its keys instead")
+        raise ConfigError(
+            f"{setting} is a table or fixed list; set its keys instead", setting=setting
+        )
     # str, Literal, Secret and Any: the text as written.
     return text
 
 
-def _union(text: str, node: mi.UnionType, var: str) -> Any:
+def _union(text: str, node: mi.UnionType, setting: str) -> Any:
     others = [t for t in node.types if not isinstance(unwrap(t), mi.NoneType)]
     if len(others) < len(node.types) and not text.strip():
         return None
     if len(others) == 1:
-        return coerce(text, others[0], var)
+        return coerce(text, others[0], setting)
     # A scalar union such as librdkafka's option values: text is one of its members, and
     # librdkafka reads its options from text anyway.
     return text

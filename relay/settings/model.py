@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -19,15 +19,11 @@ from msgspec.structs import force_setattr
 from relay.credentials import PAIR_RULE, parse_pair
 from relay.secrets import Secret
 from relay.settings.errors import ConfigError
-from relay.settings.loader import DOTTED_KEYS, load_document, read_toml
+from relay.settings.loader import DOTTED_KEYS, Table, load_document, read_toml
 from relay.settings.ultracart import UltraCartPoller, resolve_poller
 
 ENV_PREFIX = "RELAY_"
 CONFIG_PATH_VAR = "RELAY_CONFIG"
-
-
-class Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """A table of a configuration file: immutable, and no key it does not declare."""
 
 
 class ServerSettings(Table, frozen=True):
@@ -40,7 +36,7 @@ class ServerSettings(Table, frozen=True):
     workers: int = 1
     shutdown_grace_seconds: float = 25.0
     log_level: str = "info"
-    log_format: str = "json"
+    log_format: Literal["json", "text"] = "json"
     access_log: bool = False
     keep_alive_seconds: float = 75.0
     # A client that has not sent its whole body by then gets a 408 (slow-loris guard).
@@ -63,40 +59,49 @@ class ServerSettings(Table, frozen=True):
 
     def __post_init__(self) -> None:
         force_setattr(self, "log_level", self.log_level.lower())
-        force_setattr(self, "log_format", self.log_format.lower())
         for where, port in (("server.port", self.port), ("server.admin_port", self.admin_port)):
             if not 0 <= port <= 65535:
-                raise ValueError(f"{where} must be between 0 and 65535")
+                raise ConfigError(f"{where} must be between 0 and 65535", setting=where)
         if self.port == 0:
-            raise ValueError("server.port must not be 0")
+            raise ConfigError("server.port must not be 0", setting="server.port")
         if self.admin_port == self.port:
-            raise ValueError("server.admin_port must differ from server.port (or be 0)")
+            raise ConfigError(
+                "server.admin_port must differ from server.port (or be 0)",
+                setting="server.admin_port",
+            )
         if self.max_header_bytes < 1024:
-            raise ValueError("server.max_header_bytes must be at least 1024")
-        if self.header_timeout_seconds <= 0 or self.body_timeout_seconds <= 0:
-            raise ValueError(
-                "server.header_timeout_seconds and body_timeout_seconds must be above 0"
+            raise ConfigError(
+                "server.max_header_bytes must be at least 1024", setting="server.max_header_bytes"
             )
+        for where, seconds in (
+            ("server.header_timeout_seconds", self.header_timeout_seconds),
+            ("server.body_timeout_seconds", self.body_timeout_seconds),
+        ):
+            if seconds <= 0:
+                raise ConfigError(f"{where} must be above 0", setting=where)
         if self.workers < 1:
-            raise ValueError("server.workers must be at least 1")
+            raise ConfigError("server.workers must be at least 1", setting="server.workers")
         if self.workers > 1 and self.admin_port == 0:
-            raise ValueError(
+            raise ConfigError(
                 "server.admin_port must not be 0 when server.workers > 1: the supervisor serves "
-                "every worker's metrics and the probes on the admin port"
+                "every worker's metrics and the probes on the admin port",
+                setting="server.admin_port",
             )
-        if self.log_format not in {"json", "text"}:
-            raise ValueError("server.log_format must be 'json' or 'text'")
         self._check_tls()
 
     def _check_tls(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             missing = "server.tls_key_file" if self.tls_cert_file else "server.tls_cert_file"
-            raise ValueError(
+            raise ConfigError(
                 f"{missing} is not set: HTTPS needs both server.tls_cert_file and "
-                "server.tls_key_file (set neither for plain HTTP)"
+                "server.tls_key_file (set neither for plain HTTP)",
+                setting=missing,
             )
         if self.tls_reload_interval_seconds <= 0:
-            raise ValueError("server.tls_reload_interval_seconds must be above 0")
+            raise ConfigError(
+                "server.tls_reload_interval_seconds must be above 0",
+                setting="server.tls_reload_interval_seconds",
+            )
         # Whether the files load as a matching pair is checked by relay.serving.preflight,
         # which serve and check-config both run: settings only read configuration.
 
@@ -120,10 +125,11 @@ class IntakeSettings(Table, frozen=True):
             self, "accepted_content_types", tuple(t.lower() for t in self.accepted_content_types)
         )
         if not self.path.startswith("/"):
-            raise ValueError("intake.path must start with '/'")
+            raise ConfigError("intake.path must start with '/'", setting="intake.path")
         if not 0 < self.ack_deadline_seconds < 30:
-            raise ValueError(
-                "intake.ack_deadline_seconds must be above 0 and below UltraCart's 30 s"
+            raise ConfigError(
+                "intake.ack_deadline_seconds must be above 0 and below UltraCart's 30 s",
+                setting="intake.ack_deadline_seconds",
             )
         for where, value in (
             ("intake.max_body_bytes", self.max_body_bytes),
@@ -132,9 +138,12 @@ class IntakeSettings(Table, frozen=True):
             ("intake.max_inflight_events", self.max_inflight_events),
         ):
             if value < 1:
-                raise ValueError(f"{where} must be at least 1")
+                raise ConfigError(f"{where} must be at least 1", setting=where)
         if self.max_events_per_delivery > self.max_inflight_events:
-            raise ValueError("intake.max_events_per_delivery must not exceed max_inflight_events")
+            raise ConfigError(
+                "intake.max_events_per_delivery must not exceed max_inflight_events",
+                setting="intake.max_events_per_delivery",
+            )
 
 
 class SignatureSettings(Table, frozen=True):
@@ -161,7 +170,9 @@ class AuthSettings(Table, frozen=True):
             try:
                 parse_pair(pair.reveal())
             except ValueError:
-                raise ValueError(f"auth.basic_credentials[{index}] {PAIR_RULE}") from None
+                raise ConfigError(
+                    f"auth.basic_credentials[{index}] {PAIR_RULE}", setting="auth.basic_credentials"
+                ) from None
 
     @property
     def basic_enabled(self) -> bool:
@@ -178,13 +189,13 @@ class KafkaSettings(Table, frozen=True):
     # Who polls the producer for acknowledgements: "thread" (a dedicated poll thread) or
     # "loop" (the event loop, while records are in flight). relay.kafka.delivery_reports;
     # the default follows docs/performance.md's measurement at 4, 32 and 128 connections.
-    delivery_reports: str = "thread"
+    delivery_reports: Literal["loop", "thread"] = "thread"
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
-            raise ValueError("kafka.bootstrap_servers must not be empty")
-        if self.delivery_reports not in ("loop", "thread"):
-            raise ValueError("kafka.delivery_reports must be 'loop' or 'thread'")
+            raise ConfigError(
+                "kafka.bootstrap_servers must not be empty", setting="kafka.bootstrap_servers"
+            )
 
     def __repr__(self) -> str:
         # librdkafka holds sasl.password, ssl.key.password and the like as plain text (it
@@ -201,6 +212,8 @@ class TopicPattern(Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.match or not self.topic:
+            # Said of the pattern msgspec was converting: the loader names it from the path
+            # msgspec reports (topics.patterns[N]), which this table cannot know.
             raise ValueError("needs both match and topic")
 
 
@@ -213,7 +226,7 @@ class TopicSettings(Table, frozen=True):
 
     def __post_init__(self) -> None:
         if "{event}" not in self.template:
-            raise ValueError("topics.template must contain '{event}'")
+            raise ConfigError("topics.template must contain '{event}'", setting="topics.template")
 
 
 class CloudEventsSettings(Table, frozen=True):
@@ -223,7 +236,8 @@ class CloudEventsSettings(Table, frozen=True):
     merchant_id: str = ""
 
 
-FSYNC_POLICIES = ("always", "never")
+FsyncPolicy = Literal["always", "never"]
+FSYNC_POLICIES: tuple[str, ...] = get_args(FsyncPolicy)
 
 
 class SpoolSettings(Table, frozen=True):
@@ -234,18 +248,18 @@ class SpoolSettings(Table, frozen=True):
     max_bytes: int = 1024 * 1024 * 1024
     # "always": a spooled delivery is answered 200 only after fsync. "never": after the
     # write reaches the page cache, which survives relay crashing but not the machine.
-    fsync: str = "always"
+    fsync: FsyncPolicy = "always"
 
     def __post_init__(self) -> None:
-        force_setattr(self, "fsync", self.fsync.lower())
-        if self.fsync not in FSYNC_POLICIES:
-            raise ValueError("spool.fsync must be 'always' or 'never'")
         if not self.enabled:
             return
         if not self.directory:
-            raise ValueError("spool.directory must not be empty when the spool is enabled")
+            raise ConfigError(
+                "spool.directory must not be empty when the spool is enabled",
+                setting="spool.directory",
+            )
         if self.max_bytes < 1024 * 1024:
-            raise ValueError("spool.max_bytes must be at least 1 MiB")
+            raise ConfigError("spool.max_bytes must be at least 1 MiB", setting="spool.max_bytes")
 
 
 class Settings(Table, frozen=True):
@@ -266,7 +280,10 @@ class Settings(Table, frozen=True):
     def __post_init__(self) -> None:
         if self.spool.enabled and self.server.workers != 1:
             # One writer per spool directory (it is locked): workers would refuse each other.
-            raise ValueError("spool.enabled needs server.workers = 1 (one writer per directory)")
+            raise ConfigError(
+                "spool.enabled needs server.workers = 1 (one writer per directory)",
+                setting="spool.enabled",
+            )
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -298,7 +315,9 @@ def _checked(settings: Settings, env: Mapping[str, str], file: str | None) -> Se
         raise ConfigError(
             "no intake credential configured: set auth.basic_credentials (or "
             "RELAY_AUTH__BASIC_CREDENTIALS), auth.basic_credentials_file or "
-            "auth.signature.secrets; auth.allow_unauthenticated = true accepts anyone"
+            "auth.signature.secrets; auth.allow_unauthenticated = true accepts anyone",
+            setting="auth.basic_credentials",
+            file=file,
         )
     poller = resolve_poller(settings.ultracart, env, file)
     return msgspec.structs.replace(settings, ultracart=poller)

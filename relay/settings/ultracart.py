@@ -18,11 +18,12 @@ from msgspec.structs import asdict, force_setattr
 
 from relay.secrets import Secret
 from relay.settings.errors import ConfigError
+from relay.settings.loader import Table
 
 DEFAULT_BASE_URL = "https://secure.ultracart.com/rest/v2"
 
 
-class OAuthTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class OAuthTable(Table, frozen=True):
     # Empty: $ULTRACART_OAUTH_CLIENT_ID.
     client_id: str = ""
     client_secret_env: str = ""
@@ -31,7 +32,7 @@ class OAuthTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     redirect_port: int = 8765
 
 
-class UltraCartApi(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class UltraCartApi(Table, frozen=True):
     api_base_url: str = DEFAULT_BASE_URL
     auth: Literal["simple_key", "oauth"] = "simple_key"
     # The variable holding the key is read first; the file if the variable is unset.
@@ -49,10 +50,14 @@ class UltraCartApi(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     def _check_api(self) -> None:
         force_setattr(self, "api_base_url", self.api_base_url.rstrip("/"))
         if not self.api_base_url.startswith(("https://", "http://")):
-            raise ValueError("ultracart.api_base_url must be an http(s) URL")
+            raise ConfigError(
+                "ultracart.api_base_url must be an http(s) URL", setting="ultracart.api_base_url"
+            )
         for key in ("timeout_seconds", "page_size", "max_attempts", "retry_base_delay_seconds"):
             if getattr(self, key) <= 0:
-                raise ValueError(f"ultracart.{key} must be a positive number")
+                raise ConfigError(
+                    f"ultracart.{key} must be a positive number", setting=f"ultracart.{key}"
+                )
 
 
 class UltraCartPoller(UltraCartApi, frozen=True, kw_only=True):
@@ -70,9 +75,15 @@ class UltraCartPoller(UltraCartApi, frozen=True, kw_only=True):
             return
         self._check_api()
         if self.poll_interval_seconds < 1:
-            raise ValueError("ultracart.poll_interval_seconds must be at least 1")
+            raise ConfigError(
+                "ultracart.poll_interval_seconds must be at least 1",
+                setting="ultracart.poll_interval_seconds",
+            )
         if self.webhook_oid is None and not self.webhook_url:
-            raise ValueError("ultracart: set webhook_oid or webhook_url to say what to poll")
+            raise ConfigError(
+                "ultracart: set webhook_oid or webhook_url to say what to poll",
+                setting="ultracart.webhook_oid",
+            )
 
 
 @dataclass(frozen=True)

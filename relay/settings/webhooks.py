@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import msgspec
 
+from relay.settings.errors import ConfigError
+from relay.settings.loader import Table
 from relay.settings.ultracart import UltraCartApi
 
 
-class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class EventTable(_Table, frozen=True):
+class EventTable(Table, frozen=True):
     name: str = ""
     # A list, or UltraCart's own comma-separated form.
     expansion: tuple[str, ...] | str = ()
     event_ruler: str = ""
 
 
-class BasicTable(_Table, frozen=True):
+class BasicTable(Table, frozen=True):
     """The Basic pair UltraCart should send, as a variable holding "user:password" or a file."""
 
     credentials_env: str = ""
@@ -34,13 +32,14 @@ class BasicTable(_Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.credentials_env and not self.credentials_file:
-            raise ValueError(
+            raise ConfigError(
                 'webhook.basic: set credentials_env (a variable holding "user:password") '
-                "or credentials_file"
+                "or credentials_file",
+                setting="webhook.basic.credentials_env",
             )
 
 
-class WebhookTable(_Table, frozen=True):
+class WebhookTable(Table, frozen=True):
     url: str = ""
     maximum_events: int | None = None
     maximum_size: int | None = None
@@ -52,16 +51,22 @@ class WebhookTable(_Table, frozen=True):
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("https://", "http://")):
-            raise ValueError("webhook.url must be the http(s) URL of relay's intake")
+            raise ConfigError(
+                "webhook.url must be the http(s) URL of relay's intake", setting="webhook.url"
+            )
         for key in ("maximum_events", "maximum_size"):
             value = getattr(self, key)
             if value is not None and value <= 0:
-                raise ValueError(f"webhook.{key} must be a positive integer")
+                raise ConfigError(
+                    f"webhook.{key} must be a positive integer", setting=f"webhook.{key}"
+                )
         if not self.events:
-            raise ValueError("webhook needs at least one [[webhook.events]] entry")
+            raise ConfigError(
+                "webhook needs at least one [[webhook.events]] entry", setting="webhook.events"
+            )
 
 
-class ControlTable(_Table, frozen=True):
+class ControlTable(Table, frozen=True):
     state_file: str = "var/control-state.json"
     # relay's own credentials file, when this host can write it (rotate-credentials).
     relay_credentials_file: str = ""
@@ -73,7 +78,7 @@ class ControlTable(_Table, frozen=True):
     drain_seconds: float = 35.0
 
 
-class WebhooksFile(_Table, frozen=True):
+class WebhooksFile(Table, frozen=True):
     webhook: WebhookTable
     ultracart: UltraCartApi = msgspec.field(default_factory=UltraCartApi)
     control: ControlTable = msgspec.field(default_factory=ControlTable)

@@ -21,34 +21,22 @@ import errno
 import fcntl
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.spool.checkpoint import read_checkpoint, write_checkpoint
 from relay.spool.codec import PREFIX_SIZE, peek
+from relay.spool.errors import NO_SPACE, SpoolDiskFull, SpoolFailed, SpoolFull, SpoolLocked
+from relay.spool.files import fsync_directory, make_directory, write_all
 from relay.spool.framing import ScanResult, decode_frame, encode_frame, scan
 
 logger = logging.getLogger(__name__)
 
 _SUFFIX = ".seg"
-_CHECKPOINT = struct.Struct(">QQI")
-
-
-class SpoolFull(Exception):
-    """Appending would take the spool beyond its byte limit."""
-
-
-class SpoolLocked(Exception):
-    """Another process owns the spool directory."""
-
-
-class SpoolFailed(Exception):
-    """An earlier write or fsync failed; the spool takes nothing more until restarted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +85,13 @@ class SpoolLog:
         self._fd: int | None = None
         self._lock_fd: int | None = None
         self._failed = False
+        self._checkpoint_failing = False
 
     # -- state, read without the lock: single reads of ints and deque ends are atomic
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
 
     @property
     def failed(self) -> bool:
@@ -131,7 +124,7 @@ class SpoolLog:
 
     def open(self) -> Recovery:
         with self._lock:
-            self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_directory(self._dir, durable=self._fsync)
             self._take_directory_lock()
             try:
                 return self._recover()
@@ -167,7 +160,7 @@ class SpoolLog:
             self._lock_fd = None
 
     def _recover(self) -> Recovery:
-        checkpoint = self._read_checkpoint()
+        checkpoint = read_checkpoint(self._dir)
         segments = sorted(self._segments())
         truncated = 0
         for segment in segments:
@@ -233,9 +226,11 @@ class SpoolLog:
                 fd = self._writable()
             before = self._sizes[self._active]
             try:
-                _write_all(fd, frame)
-            except OSError:
+                write_all(fd, frame)
+            except OSError as exc:
                 self._undo_partial_write(fd, before)
+                if exc.errno in NO_SPACE and not self._failed:
+                    raise SpoolDiskFull(f"no space left for the spool: {exc.strerror}") from None
                 raise
             entry = Entry(self._active, before, len(frame), records, appended_at)
             self._entries.append(entry)
@@ -253,8 +248,9 @@ class SpoolLog:
             try:
                 os.fsync(fd)
             except OSError:
-                # After a failed fsync the kernel may have dropped the dirty pages: what is
-                # on disk is unknown, so stop taking deliveries rather than guess.
+                # After a failed fsync the kernel may have dropped the dirty pages and marked
+                # them clean, so a second fsync would "succeed" without writing them
+                # ("fsyncgate"): never retry, stop taking deliveries instead.
                 self._failed = True
                 raise
 
@@ -272,24 +268,34 @@ class SpoolLog:
             self._failed = True
 
     def _roll(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self._fsync:
             try:
-                if self._fsync:
-                    os.fsync(self._fd)
+                os.fsync(self._fd)
             except OSError:
                 self._failed = True  # as in sync(): what reached the disk is unknown
                 raise
-            os.close(self._fd)
-            self._fd = None
+        # The new segment first: if the volume has no room for it, the old one stays active.
         self._start_segment(self._active + 1)
 
     def _start_segment(self, segment: int) -> None:
-        self._fd = os.open(
-            self._path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600
-        )
+        try:
+            fd = os.open(
+                self._path(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600
+            )
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise SpoolDiskFull(f"no space left for a spool segment: {exc.strerror}") from None
+            raise
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = fd
         self._active = segment
         self._sizes[segment] = 0
-        self._sync_directory()
+        try:
+            self._sync_directory()  # the new name, or its synced frames vanish with it
+        except OSError:
+            self._failed = True
+            raise
 
     # -- draining
 
@@ -321,7 +327,14 @@ class SpoolLog:
         return out
 
     def commit(self, count: int) -> None:
-        """Kafka acknowledged the ``count`` oldest entries: let them go."""
+        """Kafka acknowledged the ``count`` oldest entries: let them go.
+
+        Segments wholly acknowledged are deleted *before* the checkpoint is written, so a
+        full disk is freed without needing room for the checkpoint; a crash in between
+        leaves an older checkpoint, whose replay only re-sends what Kafka has (the same
+        ce_ids). The checkpoint only bounds that replay: failing to write it loses nothing,
+        so it is logged and tried again at the next commit.
+        """
         with self._lock:
             for _ in range(count):
                 self._pending_records -= self._entries.popleft().records
@@ -329,14 +342,31 @@ class SpoolLog:
                 first = self._entries[0]
                 position = (first.segment, first.offset)
             else:
+                position = (self._active, self._sizes.get(self._active, 0))
                 # Empty: start a fresh segment so every older one can be deleted now.
-                if self._sizes.get(self._active) and not self._failed:
-                    self._roll()
-                position = (self._active, 0)
-            self._write_checkpoint(*position)
+                if position[1] and not self._failed:
+                    try:
+                        self._roll()
+                        position = (self._active, 0)
+                    except SpoolDiskFull:
+                        pass  # no room for a new segment: keep the old one, checkpoint its end
             for segment in [s for s in self._sizes if s < position[0]]:
                 self._path(segment).unlink(missing_ok=True)
                 self._disk_bytes -= self._sizes.pop(segment)
+            try:
+                write_checkpoint(self._dir, *position, durable=self._fsync)
+            except OSError as exc:
+                if not self._checkpoint_failing:
+                    logger.warning(
+                        "spool checkpoint could not be written; a restart will re-send more "
+                        "deliveries Kafka already has",
+                        extra={"error": f"{type(exc).__name__}: {exc}"},
+                    )
+                self._checkpoint_failing = True
+                if exc.errno not in NO_SPACE:
+                    self._failed = True  # an I/O error: the volume is not to be trusted
+            else:
+                self._checkpoint_failing = False
 
     # -- files
 
@@ -350,47 +380,6 @@ class SpoolLog:
                 found.append(int(path.stem))
         return found
 
-    def _read_checkpoint(self) -> tuple[int, int] | None:
-        try:
-            raw = (self._dir / "checkpoint").read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(raw) != _CHECKPOINT.size:
-            logger.warning("spool checkpoint is damaged; replaying every segment")
-            return None
-        segment, offset, crc = _CHECKPOINT.unpack(raw)
-        if crc != zlib.crc32(raw[:16]):
-            logger.warning("spool checkpoint is damaged; replaying every segment")
-            return None
-        return segment, offset
-
-    def _write_checkpoint(self, segment: int, offset: int) -> None:
-        body = struct.pack(">QQ", segment, offset)
-        raw = body + struct.pack(">I", zlib.crc32(body))
-        temporary = self._dir / "checkpoint.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _write_all(fd, raw)
-            if self._fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        # rename is atomic: a crash leaves the old checkpoint or the new one, never half.
-        os.replace(temporary, self._dir / "checkpoint")
-        self._sync_directory()
-
     def _sync_directory(self) -> None:
-        if not self._fsync:
-            return
-        fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        if self._fsync:
+            fsync_directory(self._dir)

@@ -8,10 +8,11 @@ cause (the topic's max.message.bytes, an ACL) and can decode and re-send them.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
+
+from relay.spool.files import make_directory, replace_file
 
 
 class Quarantine:
@@ -20,18 +21,8 @@ class Quarantine:
 
     def put(self, payload: bytes, reason: str) -> Path:
         """Store ``payload`` durably; the name sorts by time and says why it is here."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_directory(self.directory)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         path = self.directory / f"{stamp}-{reason}-{uuid.uuid4().hex[:12]}.delivery"
-        partial = path.with_suffix(".partial")
-        with open(partial, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        replace_file(path, payload, temporary=path.with_suffix(".partial"))
         return path

@@ -22,18 +22,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay.events.errors import DeliveryError, PayloadTooLarge, RecordsRefused, Unavailable
-from relay.events.records import Record
+from relay.events.errors import DeliveryError, RecordsRefused, Unavailable
+from relay.events.records import Record, check_record_sizes
 from relay.events.sink import EventSink
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
 from relay.spool.codec import decode_delivery, encode_delivery
+from relay.spool.errors import SpoolDiskFull, SpoolFailed, SpoolFull
 from relay.spool.group_sync import GroupSync
-from relay.spool.log import Entry, SpoolFailed, SpoolFull, SpoolLog
+from relay.spool.log import Entry, SpoolLog
 from relay.spool.quarantine import Quarantine
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 2.0
 # Part of a delivery's deadline kept back from the direct attempt for writing the spool.
 _SPOOL_RESERVE_MAX = 1.0
+# While the volume is full, how often its free space is looked at, and how much must be
+# free (beyond the frame that did not fit) before the spool counts as writable again.
+_DISK_CHECK_SECONDS = 1.0
+_DISK_HEADROOM = 64 * 1024
 
 
 class SpoolingSink:
@@ -62,6 +68,7 @@ class SpoolingSink:
     ) -> None:
         self._kafka = kafka
         self._log = log
+        self._dir = log.directory
         self._quarantine = quarantine
         self._metrics = metrics
         self._max_record_bytes = max_record_bytes
@@ -71,10 +78,16 @@ class SpoolingSink:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self._disk_watch: asyncio.Task[None] | None = None
+        # Bytes of the append the volume had no room for; None while it has room.
+        self._disk_full_at: int | None = None
+        self._failure_logged = False
         # Read at scrape time, so the gauges never lag behind the log.
         metrics.spool_records.set_function(lambda: log.pending_records)
         metrics.spool_bytes.set_function(lambda: log.disk_bytes)
         metrics.spool_oldest_age_seconds.set_function(log.oldest_age)
+        metrics.spool_disk_full.set_function(lambda: self._disk_full_at is not None)
+        metrics.spool_failed.set_function(lambda: log.failed)
 
     @property
     def ready(self) -> bool:
@@ -102,6 +115,9 @@ class SpoolingSink:
         """Let a batch being sent finish (within ``timeout``); the rest stays on disk."""
         self._stop.set()
         self._wake.set()
+        if self._disk_watch is not None:
+            self._disk_watch.cancel()
+            await asyncio.gather(self._disk_watch, return_exceptions=True)
         if self._drainer is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
@@ -118,9 +134,11 @@ class SpoolingSink:
     async def publish(self, records: Sequence[Record], timeout: float) -> None:
         if not records:
             return
+        if self._log.failed:
+            raise self._failed_error()
         if not self.ready:
             raise Unavailable("the spool is not usable; retry later", code="spool_unavailable")
-        self._check_sizes(records)
+        check_record_sizes(records, self._max_record_bytes)
         reason = "backlog"
         if self._log.pending_entries == 0:
             reserve = min(_SPOOL_RESERVE_MAX, timeout / 4)
@@ -131,32 +149,85 @@ class SpoolingSink:
                 reason = exc.code
         await self._append(records, reason)
 
-    def _check_sizes(self, records: Sequence[Record]) -> None:
-        # The same check the publisher makes, made before spooling: a record Kafka's client
-        # would refuse must be refused now, not stall the drainer after a 200.
-        too_big = next((r for r in records if len(r.value) > self._max_record_bytes), None)
-        if too_big is not None:
-            raise PayloadTooLarge(
-                f"a {too_big.label} event is {len(too_big.value)} bytes; the producer accepts "
-                f"at most {self._max_record_bytes} bytes per record",
-                code="event_too_large",
-            )
-
     async def _append(self, records: Sequence[Record], reason: str) -> None:
         appended_at = time.time()
         payload = encode_delivery(records, appended_at)
         try:
             await asyncio.to_thread(self._log.append, payload, len(records), appended_at)
-            await self._group_sync.sync()
         except SpoolFull:
             raise Unavailable("the spool is full; retry later", code="spool_full") from None
-        except (OSError, SpoolFailed) as exc:
-            logger.error("spool write failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        except SpoolDiskFull as exc:
+            self._disk_is_full(len(payload), exc)
             raise Unavailable(
-                "the delivery could not be spooled; retry later", code="spool_write_failed"
+                "the spool's disk is full; retry later", code="spool_disk_full"
             ) from None
+        except (OSError, SpoolFailed) as exc:
+            raise self._write_failed(exc) from None
+        self._disk_has_room()
+        try:
+            await self._group_sync.sync()
+        except (OSError, SpoolFailed) as exc:
+            # Not acknowledged: the fsync covering it failed, so it may not be on disk.
+            raise self._write_failed(exc) from None
         self._metrics.spooled_deliveries.labels(reason=reason).inc()
         self._wake.set()
+
+    def _write_failed(self, exc: Exception) -> Unavailable:
+        if not self._log.failed:
+            logger.error(
+                "spool write failed; this delivery was not spooled",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
+            )
+            return Unavailable(
+                "the delivery could not be spooled; retry later", code="spool_write_failed"
+            )
+        if not self._failure_logged:
+            self._failure_logged = True
+            logger.error(
+                "spool fsync or write failed: what is on disk is unknown, so relay takes no "
+                "more deliveries (503 spool_failed, /readyz 503) and keeps sending what it "
+                "holds to Kafka; restart it on a working volume",
+                extra={"error": f"{type(exc).__name__}: {exc}", "directory": str(self._dir)},
+            )
+        return self._failed_error()
+
+    @staticmethod
+    def _failed_error() -> Unavailable:
+        return Unavailable(
+            "the spool failed (a disk error) and takes no deliveries until relay is restarted",
+            code="spool_failed",
+        )
+
+    def _disk_is_full(self, needed: int, exc: Exception) -> None:
+        if self._disk_full_at is None:
+            logger.error(
+                "the spool's disk is full: deliveries Kafka cannot take are answered 503 "
+                "spool_disk_full until space returns",
+                extra={"error": str(exc), "directory": str(self._dir)},
+            )
+            if self._disk_watch is None or self._disk_watch.done():
+                self._disk_watch = asyncio.create_task(self._watch_disk(), name="spool-disk-watch")
+        self._disk_full_at = needed
+
+    def _disk_has_room(self) -> None:
+        if self._disk_full_at is not None:
+            self._disk_full_at = None
+            logger.warning("the spool's disk has room again; spooling resumed")
+
+    async def _watch_disk(self) -> None:
+        """While the volume is full, look at its free space until there is room again, so
+        the gauge clears even when no delivery needs the spool meanwhile."""
+        while self._disk_full_at is not None:
+            await asyncio.sleep(_DISK_CHECK_SECONDS)
+            needed = self._disk_full_at
+            if needed is None:
+                return
+            try:
+                stat = await asyncio.to_thread(os.statvfs, self._dir)
+            except OSError:
+                continue
+            if stat.f_bavail * stat.f_frsize >= needed + _DISK_HEADROOM:
+                self._disk_has_room()
 
     async def _drain_forever(self) -> None:
         delay = _BACKOFF_MIN

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from relay.serving.app import create_app
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.server_thread import ServerThread
 
 

@@ -17,8 +17,9 @@ from relay.settings import ConfigError as SettingsError
 from relay.settings import Settings, StatusPollSettings
 from tests.control.conftest import SIMPLE_KEY, Emulator
 from tests.control.test_client import make_client
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.server_thread import ServerThread
+from tests.support.settings import CREDENTIAL_ENV, settings_with
 from tests.support.waiting import wait_until
 
 URL = "https://relay.example.com/webhooks/ultracart"
@@ -67,18 +68,14 @@ def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Pat
     oid = make_client(emulator).insert_webhook(Webhook(webhook_url=URL))["webhook_oid"]
     key = tmp_path / "key"
     key.write_text(SIMPLE_KEY)
-    settings = Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:pw"]},
-            "server": {"admin_port": 0},
-            "ultracart": {
-                "enabled": True,
-                "api_base_url": emulator.base_url,
-                "simple_key_file": str(key),
-                "webhook_url": URL,
-                "poll_interval_seconds": 1,
-            },
-        }
+    settings = settings_with(
+        ultracart={
+            "enabled": True,
+            "api_base_url": emulator.base_url,
+            "simple_key_file": str(key),
+            "webhook_url": URL,
+            "poll_interval_seconds": 1,
+        },
     )
     with ServerThread(create_app(settings, sink=FakeSink())) as server:
 
@@ -94,24 +91,19 @@ def test_relay_exports_the_gauges_when_enabled(emulator: Emulator, tmp_path: Pat
 
 def test_settings_are_off_by_default_and_checked_when_on() -> None:
     def poller(**env: str) -> StatusPollSettings:
-        loaded = Settings.load(
-            env={"RELAY_AUTH__BASIC_CREDENTIALS": "u:p", "ULTRACART_SIMPLE_KEY": "k", **env}
-        )
+        loaded = Settings.load(env={**CREDENTIAL_ENV, "ULTRACART_SIMPLE_KEY": "k", **env})
         assert isinstance(loaded.ultracart, StatusPollSettings)
         return loaded.ultracart
 
     assert poller().enabled is False
-    default = Settings.from_mapping({"auth": {"basic_credentials": ["u:p"]}})
+    default = settings_with()
     assert default.ultracart.enabled is False
     with pytest.raises(SettingsError, match="webhook_oid or webhook_url"):
         poller(RELAY_ULTRACART__ENABLED="true")
     with pytest.raises(SettingsError, match="at least 1"):
-        Settings.from_mapping(
-            {
-                "auth": {"basic_credentials": ["u:p"]},
-                "ultracart": {"enabled": True, "webhook_oid": 5, "poll_interval_seconds": 0.1},
-            },
+        settings_with(
             env={"ULTRACART_SIMPLE_KEY": "k"},
+            ultracart={"enabled": True, "webhook_oid": 5, "poll_interval_seconds": 0.1},
         )
     parsed = poller(  # environment text, read by each field's type
         RELAY_ULTRACART__ENABLED="true",

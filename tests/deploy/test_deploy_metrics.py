@@ -19,6 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from relay.audit.metrics import AuditMetrics
 from relay.control.status_poller import WebhookStatusGauges
 from relay.metrics import RelayMetrics, TlsMetrics
 from relay.serving.fleet_admin import FleetMetrics
@@ -36,6 +37,7 @@ def exported_families() -> dict[str, str]:
     registry: CollectorRegistry = RelayMetrics().registry
     WebhookStatusGauges(registry)
     TlsMetrics(registry)
+    AuditMetrics(registry)  # `relay webhooks audit --every --metrics-port`
     families = {family.name: family.type for family in registry.collect()}
     with tempfile.TemporaryDirectory() as empty:
         # The supervisor's own series; its workers' are RelayMetrics' above.
@@ -126,6 +128,8 @@ def test_dashboard_and_alerts_cover_every_area(parsed: list[tuple[str, dict[str,
         "relay_credentials_reloads_total",  # reload failures
         "relay_tls_reloads_total",
         "relay_tls_certificate_expiry_timestamp_seconds",
+        "relay_audit_events",  # Kafka against UltraCart's delivery log
+        "relay_audit_last_success_timestamp_seconds",
     ):
         assert needed in used, f"nothing in the dashboard or the alerts uses {needed}"
 
@@ -137,7 +141,11 @@ def test_alerts_cover_the_failure_modes() -> None:
         "RelayProduceErrors",
         "RelayKafkaUnreachable",
         "RelaySpoolGrowing",
+        "RelaySpoolDiskFull",
+        "RelaySpoolFailed",
         "RelayUltraCartWebhookDisabled",
+        "RelayAuditMissingEvents",
+        "RelayAuditNotRun",
     } <= names
 
 

@@ -15,7 +15,7 @@ _ROWS = pytest.StashKey[list[FaultReport]]()
 
 
 @pytest.fixture(scope="module")
-def private_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
+def module_broker(kafka_bootstrap: str) -> Iterator[LocalBroker]:
     """A broker of this module's own, on a free port, that scenarios kill and pause."""
     # kafka_bootstrap first: the shared broker's start resolves the Kafka jars for this one.
     with broker_of_its_own() as broker:

@@ -54,6 +54,19 @@ class FaultReport:
         return {**asdict(self), "duplicates": self.duplicates}
 
 
+def assert_every_event_once(report: FaultReport, *, settled: bool, exit_code: int) -> None:
+    """What every scenario must show: each acknowledged event in Kafka with its ce_id,
+    nothing unexpected, no dead letter, and relay settled and stopped cleanly."""
+    assert settled, "some deliveries never got a 2xx within the settle time"
+    assert exit_code == 0
+    assert report.lost == 0
+    assert report.unacknowledged == 0
+    assert report.found == report.events_expected
+    assert report.ce_id_mismatches == 0
+    assert report.unexpected == 0
+    assert report.dead_letters == 0
+
+
 def reconcile(
     scenario: str,
     spool: bool,

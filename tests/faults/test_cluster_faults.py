@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.ledger import FaultReport, reconcile
-from tests.faults.relay_under_test import ACK_DEADLINE, fault_relay
+from tests.faults.ledger import FaultReport, assert_every_event_once, reconcile
+from tests.faults.relay_under_test import ACK_DEADLINE, drain_and_stop, fault_relay
 from tests.faults.sender import UltraCartSender
 from tests.support.cluster import NODES, LocalCluster, cluster_of_its_own
 from tests.support.kafka import consume_all, create_topics
@@ -154,15 +154,8 @@ def test_no_acknowledged_event_is_lost_on_the_cluster(
     )
     try:
         spool_used = metric_sum(relay.metrics(), "relay_spooled_deliveries_total")
-        if spool:
-            wait_until(
-                lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
-                60,
-                interval=0.2,
-                message="the spool did not drain",
-            )
     finally:
-        exit_code = relay.stop()
+        exit_code = drain_and_stop(relay, spool=spool)
     # Back to full strength before reading: the next scenario starts from there too.
     cluster.wait_fully_replicated(topics)
     records = consume_all(cluster.bootstrap, topics, idle=2.0)
@@ -177,14 +170,7 @@ def test_no_acknowledged_event_is_lost_on_the_cluster(
     )
     record_fault_report(report)
 
-    assert settled, "some deliveries never got a 2xx within the settle time"
-    assert exit_code == 0
-    assert report.lost == 0
-    assert report.unacknowledged == 0
-    assert report.found == report.events_expected
-    assert report.ce_id_mismatches == 0
-    assert report.unexpected == 0
-    assert report.dead_letters == 0
+    assert_every_event_once(report, settled=settled, exit_code=exit_code)
     if not spool and stage.no_acks_window is None:
         # Below min.insync (and without a quorum) the surviving leader appends what it is
         # sent but cannot commit it; librdkafka times the records out, bumps its producer

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.ledger import FaultReport, reconcile
-from tests.faults.relay_under_test import ACK_DEADLINE, fault_relay
+from tests.faults.ledger import FaultReport, assert_every_event_once, reconcile
+from tests.faults.relay_under_test import ACK_DEADLINE, drain_and_stop, fault_relay
 from tests.faults.sender import UltraCartSender
 from tests.support.broker import LocalBroker
 from tests.support.kafka import consume_all, create_topics
@@ -110,49 +110,35 @@ SCENARIOS: dict[str, tuple[bool, Callable[[Stage], None]]] = {
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_no_acknowledged_event_is_lost(
     scenario: str,
-    private_broker: LocalBroker,
+    module_broker: LocalBroker,
     tmp_path: Path,
     record_fault_report: Callable[[FaultReport], None],
 ) -> None:
     spool, fault = SCENARIOS[scenario]
     prefix = f"f{uuid.uuid4().hex[:8]}."
     names = ["order_create", "item_update", "unknown", "dead_letter"]
-    create_topics(private_broker.bootstrap, [prefix + "order_create", prefix + "item_update"])
-    relay = fault_relay(private_broker.bootstrap, prefix, tmp_path, spool=spool)
+    create_topics(module_broker.bootstrap, [prefix + "order_create", prefix + "item_update"])
+    relay = fault_relay(module_broker.bootstrap, prefix, tmp_path, spool=spool)
     relay.start()
     sender = UltraCartSender(relay.url, CREDENTIALS, prefix, senders=SENDERS, rate=RATE)
     started = time.monotonic()
     settled = sender.around(
-        lambda: fault(Stage(relay, private_broker)),
+        lambda: fault(Stage(relay, module_broker)),
         before=LOAD_BEFORE,
         after=LOAD_AFTER,
         settle=SETTLE,
     )
     try:
-        if spool:
-            spool_used = spooled(relay)
-            wait_until(
-                lambda: metric_sum(relay.metrics(), "relay_spool_records") == 0,
-                60,
-                interval=0.2,
-                message="the spool did not drain",
-            )
+        spool_used = spooled(relay) if spool else 0
     finally:
-        exit_code = relay.stop()
+        exit_code = drain_and_stop(relay, spool=spool)
     seconds = time.monotonic() - started
 
-    records = consume_all(private_broker.bootstrap, [prefix + n for n in names], idle=2.0)
+    records = consume_all(module_broker.bootstrap, [prefix + n for n in names], idle=2.0)
     report = reconcile(scenario, spool, seconds, sender.deliveries, records, prefix + "dead_letter")
     record_fault_report(report)
 
-    assert settled, "some deliveries never got a 2xx within the settle time"
-    assert exit_code == 0
-    assert report.lost == 0
-    assert report.unacknowledged == 0
-    assert report.found == report.events_expected
-    assert report.ce_id_mismatches == 0
-    assert report.unexpected == 0
-    assert report.dead_letters == 0
+    assert_every_event_once(report, settled=settled, exit_code=exit_code)
     if spool:
         assert spool_used > 0, "the spool was never used"
     else:

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from relay.serving.app import create_app
-from relay.settings import Settings
-from tests.fakes import FakeSink
 from tests.hostile.strategies import hostile_bodies
+from tests.support.fake_sink import FakeSink
+from tests.support.settings import settings_with
 
 URL = "/webhooks/ultracart"
 DEAD_LETTER = "ultracart.dead_letter"
@@ -56,11 +56,8 @@ def sink() -> FakeSink:
 
 @pytest.fixture(scope="module")
 def client(sink: FakeSink) -> Iterator[TestClient]:
-    settings = Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:s3cret"]},
-            "intake": {"max_body_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024},
-        }
+    settings = settings_with(
+        intake={"max_body_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024}
     )
     with TestClient(create_app(settings, sink=sink), raise_server_exceptions=False) as c:
         yield c

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.kafka import consume_all
 from tests.support.relay import CREDENTIALS, RelayProcess, order_delivery, running_relay, topic_env
+from tests.support.tls import CertificateAuthority, SecretVolume, ServerPair, served_certificate
 from tests.support.waiting import wait_until
-from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_certificate
 
 pytestmark = pytest.mark.kafka
 

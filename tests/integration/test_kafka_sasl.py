@@ -21,7 +21,7 @@ from tests.support.broker import LocalBroker
 from tests.support.kafka import consume_all, create_topics
 from tests.support.net import free_ports
 from tests.support.relay import RelayProcess, order_delivery, topic_env
-from tests.tls_certs import CertificateAuthority
+from tests.support.tls import CertificateAuthority
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from relay.serving.app import build_intake, create_admin_app, create_app
 from relay.settings import ServerSettings, Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 
 ADMIN_PATHS = {"/metrics", "/healthz", "/readyz"}
 AUTH_MODES = {

@@ -11,6 +11,9 @@ from tests.support.waiting import await_until
 
 pytestmark = pytest.mark.anyio
 
+# These sleep on the loop's real clock on purpose: Deadlines are loop timers, and what is
+# tested is when the loop fires them (each wait is hundredths of a second).
+
 
 async def test_a_wait_past_its_deadline_raises_timeout_error() -> None:
     deadlines = Deadlines(resolution=0.01)

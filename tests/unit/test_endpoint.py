@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import gzip
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import orjson
@@ -11,8 +12,8 @@ from starlette.testclient import TestClient
 
 from relay.events.errors import Unavailable
 from relay.serving.app import create_app
-from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
+from tests.support.settings import settings_with
 
 AUTH = ("ultracart", "s3cret")
 URL = "/webhooks/ultracart"
@@ -30,13 +31,11 @@ def sink() -> FakeSink:
 
 
 def make_client(sink: FakeSink, **overrides: object) -> TestClient:
-    raw: dict[str, object] = {
-        "auth": {"basic_credentials": ["ultracart:s3cret"]},
-        "server": {"admin_port": 0},
+    tables: dict[str, Any] = {
         "intake": {"max_body_bytes": 4096, "max_decompressed_bytes": 65536},
+        **overrides,
     }
-    raw.update(overrides)
-    return TestClient(create_app(Settings.from_mapping(raw), sink=sink))
+    return TestClient(create_app(settings_with(**tables), sink=sink))
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import pytest
 
 from relay.serving.app import build_intake
 from relay.serving.server import Servers
-from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.net import free_port
+from tests.support.settings import settings_with
 from tests.support.waiting import wait_until
 
 MAX_HEADER_BYTES = 1024
@@ -29,18 +29,15 @@ HEADER_TIMEOUT = 0.5
 
 @pytest.fixture
 def servers() -> Iterator[Servers]:
-    settings = Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:s3cret"]},
-            "server": {
-                "host": "127.0.0.1",
-                "port": free_port(),
-                "admin_port": 0,
-                "max_header_bytes": MAX_HEADER_BYTES,
-                "header_timeout_seconds": HEADER_TIMEOUT,
-                "shutdown_grace_seconds": 1,
-            },
-        }
+    settings = settings_with(
+        server={
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "admin_port": 0,
+            "max_header_bytes": MAX_HEADER_BYTES,
+            "header_timeout_seconds": HEADER_TIMEOUT,
+            "shutdown_grace_seconds": 1,
+        },
     )
     servers = Servers(settings, lambda s: build_intake(s, sink=FakeSink()), admin=False, signals=())
     thread = threading.Thread(target=lambda: asyncio.run(servers.run()), daemon=True)
@@ -73,7 +70,7 @@ def exchange(servers: Servers, *pieces: bytes, pause: float = 0.0) -> bytes:
         for piece in pieces:
             with contextlib.suppress(OSError):  # relay may have closed already
                 s.sendall(piece)
-            time.sleep(pause)
+            time.sleep(pause)  # real time on purpose: the guard's timeouts are the subject
         answer = b""
         with contextlib.suppress(ConnectionResetError):
             while chunk := s.recv(65536):

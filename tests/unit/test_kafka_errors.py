@@ -1,13 +1,14 @@
-"""librdkafka errors sorted into permanent and retriable; librdkafka's repeats held back."""
+"""librdkafka errors translated once, sorted into permanent and retriable; librdkafka's
+repeats held back."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
-from relay.kafka.errors import is_permanent, reason
+from relay.kafka.errors import KafkaReason, is_permanent, reason, translate
 from relay.kafka.quiet_log import RepeatSuppressingLog
 
 
@@ -62,3 +63,15 @@ def test_a_line_repeated_with_other_numbers_is_logged_once(
         "FAIL [relay#producer-1] auth (after 338ms)",
         "FAIL [relay#producer-1] something else",
     ]
+
+
+def test_every_form_librdkafka_raises_is_translated_to_its_name_and_sentence() -> None:
+    error = KafkaError(KafkaError._TRANSPORT, "Connect to ipv4#127.0.0.1:1 failed")
+    said = KafkaReason("_TRANSPORT", "Connect to ipv4#127.0.0.1:1 failed")
+    assert translate(error) == said
+    assert translate(KafkaException(error)) == said
+    # A KafkaException built from text only, and anything else, keep their words.
+    assert translate(KafkaException("no such thing")) == KafkaReason("", "no such thing")
+    assert translate(TimeoutError()) == KafkaReason("", "TimeoutError")
+    assert translate(None) == KafkaReason("", "no answer")
+    assert str(said) == said.text

@@ -19,8 +19,10 @@ from relay.serving.app import create_app, export_limits
 from relay.serving.process_metrics import SUPERVISOR, WorkerProcessCollector
 from relay.serving.supervisor import worker_settings
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.metrics import by_label, metric_sum
+from tests.support.settings import settings_with
+from tests.support.waiting import wait_until
 
 SECOND = "Basic " + base64.b64encode(b"second:pw2").decode()
 
@@ -30,16 +32,13 @@ def scrape(registry: CollectorRegistry) -> str:
 
 
 def test_limits_are_exported_from_the_settings() -> None:
-    settings = Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:s3cret"]},
-            "server": {"admin_port": 0, "max_concurrent_connections": 50},
-            "intake": {
-                "max_inflight_events": 500,
-                "max_events_per_delivery": 100,
-                "max_body_bytes": 4096,
-            },
-        }
+    settings = settings_with(
+        server={"max_concurrent_connections": 50},
+        intake={
+            "max_inflight_events": 500,
+            "max_events_per_delivery": 100,
+            "max_body_bytes": 4096,
+        },
     )
     with TestClient(create_app(settings, sink=FakeSink())) as client:
         text = client.get("/metrics").text
@@ -131,9 +130,13 @@ def test_worker_process_collector_labels_each_live_process() -> None:
     registry = CollectorRegistry()
     registry.register(WorkerProcessCollector(lambda: pids))
     try:
-        memory = by_label(scrape(registry), "process_resident_memory_bytes", "worker")
-        assert sorted(memory) == ["0", SUPERVISOR]
-        assert all(value > 0 for value in memory.values())
+
+        def both_read() -> bool:
+            memory = by_label(scrape(registry), "process_resident_memory_bytes", "worker")
+            return sorted(memory) == ["0", SUPERVISOR] and all(v > 0 for v in memory.values())
+
+        # A child that has only just been forked may read 0 until it has exec'd python.
+        wait_until(both_read, 10, message="the child's memory was never read")
         cpu = by_label(scrape(registry), "process_cpu_seconds_total", "worker")
         assert sorted(cpu) == ["0", SUPERVISOR]
     finally:

@@ -30,7 +30,7 @@ EVENTS = [
 EVENTS_JSON = (
     b'[{"order_create":{"order_id":"A","total":49.950}},{"item_update":{"merchant_item_id":"I"}}]'
 )
-# Every form a delivery of EVENTS may take: the two shapes of WEBHOOKS.md section 1, and
+# Every form a delivery of EVENTS may take: the two shapes of docs/ultracart.md section 1, and
 # compress_events' base64 of gzip inside "events" or as the whole body, of either shape.
 SHAPES = {
     "object": (b'{"events":' + EVENTS_JSON + b"}", "object"),

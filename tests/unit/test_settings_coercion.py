@@ -116,7 +116,7 @@ RULES: list[tuple[str, str, Any]] = [
     ("optional", "", None),
     ("table", "orders", {"order_create": "orders"}),
     ("literal", "simple_key", "simple_key"),
-    ("literal", "bearer", ConfigError("invalid enum value 'bearer'")),
+    ("literal", "bearer", ConfigError("must be 'oauth' or 'simple_key', not 'bearer'")),
 ]
 
 
@@ -148,6 +148,8 @@ def test_environment_text_is_read_by_the_field_type(
     if isinstance(want, ConfigError):
         with pytest.raises(ConfigError) as caught:
             document.load({var: text})
+        assert caught.value.env == var
+        assert caught.value.setting and caught.value.setting in caught.value.message
         assert str(caught.value).startswith(f"{var}: ")
         assert str(want) in str(caught.value)
         return
@@ -170,6 +172,7 @@ def test_an_unknown_variable_is_named_with_its_setting(
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         documents(tmp_path)[doc].load({var: "1"})
+    assert (caught.value.env, caught.value.setting) == (var, key)
     assert str(caught.value) == f"{var}: unknown setting {key}"
 
 
@@ -195,8 +198,26 @@ def test_unknown_keys_are_refused_in_every_table_enabled_or_not(
     path.write_text('[auth]\nbasic_credentials = ["u:p"]\n' + text)
     with pytest.raises(ConfigError) as caught:
         Settings.load(path, env={})
-    assert str(caught.value).startswith(f"unknown setting {table}.")
-    assert str(caught.value).endswith(f" in {path}")
+    assert caught.value.setting.startswith(f"{table}.")
+    assert caught.value.file == str(path)
+    assert str(caught.value) == f"unknown setting {caught.value.setting} (in {path})"
+
+
+def test_an_unknown_key_in_a_list_of_tables_is_named_with_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    text = '[auth]\nbasic_credentials = ["u:p"]\n[[topics.patterns]]\nmatch = "a*"\ntopic = "b"\n'
+    path.write_text(text + "[[topics.patterns]]\nmatch = 'c*'\ntopic = 'd'\ntopik = 'e'\n")
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(path, env={})
+    assert (caught.value.setting, caught.value.file) == ("topics.patterns[1].topik", str(path))
+
+
+def test_a_table_check_is_named_with_the_variable_that_set_its_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.load(env={**BASE_RELAY, "RELAY_INTAKE__ACK_DEADLINE_SECONDS": "45"})
+    assert caught.value.setting == "intake.ack_deadline_seconds"
+    assert caught.value.env == "RELAY_INTAKE__ACK_DEADLINE_SECONDS"
+    assert str(caught.value).startswith("RELAY_INTAKE__ACK_DEADLINE_SECONDS: intake.ack_deadline")
 
 
 def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
@@ -204,7 +225,8 @@ def test_a_wrong_type_in_the_file_names_key_and_file(tmp_path: Path) -> None:
     path.write_text('[auth]\nbasic_credentials = ["u:p"]\n[server]\nport = "80"\n')
     with pytest.raises(ConfigError) as caught:
         Settings.load(path, env={})
-    assert str(caught.value) == f"server.port in {path} must be an integer, not a string"
+    assert (caught.value.setting, caught.value.file) == ("server.port", str(path))
+    assert str(caught.value) == f"server.port must be an integer, not a string (in {path})"
 
 
 def test_ultracart_enabled_no_disables_the_poller() -> None:

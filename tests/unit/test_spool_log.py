@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from relay.events.records import Record
 from relay.spool.codec import decode_delivery, encode_delivery, peek
+from relay.spool.errors import SpoolFull, SpoolLocked
 from relay.spool.framing import HEADER_SIZE, ScanResult, encode_frame, scan
-from relay.spool.log import SpoolFull, SpoolLocked, SpoolLog
+from relay.spool.log import SpoolLog
 
 
 def record(n: int, size: int = 10) -> Record:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,7 +18,7 @@ from relay.metrics import RelayMetrics
 from relay.spool.log import SpoolLog
 from relay.spool.quarantine import Quarantine
 from relay.spool.sink import SpoolingSink
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 from tests.support.waiting import await_until
 
 pytestmark = pytest.mark.anyio
@@ -202,3 +204,55 @@ async def test_the_drainer_outlives_an_unexpected_error(tmp_path: Path) -> None:
         await sink.publish(delivery(0), timeout=1.0)
         await await_until(lambda: sink.pending_records == 0, timeout=5)
         assert published_keys(kafka) == [b"D0-E0"]
+
+
+def no_space(fd: int, data: bytes) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+async def test_a_full_disk_is_503_spool_disk_full_logged_once_and_cleared_by_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import relay.spool.log
+    import relay.spool.sink
+
+    async with started(tmp_path, kafka_down()) as (sink, metrics):
+        monkeypatch.setattr(relay.spool.log, "write_all", no_space)
+        for n in range(3):
+            with pytest.raises(Unavailable) as caught:
+                await sink.publish(delivery(n), timeout=1.0)
+            assert caught.value.code == "spool_disk_full"
+        assert gauge(metrics, "relay_spool_disk_full") == 1
+        assert sink.ready  # a full disk is not a broken one
+        full = [r for r in caplog.records if "disk is full" in r.getMessage()]
+        assert len(full) == 1
+        monkeypatch.undo()
+        # No delivery needs the spool now: the free space alone clears the gauge.
+        monkeypatch.setattr(relay.spool.sink, "_DISK_CHECK_SECONDS", 0.01)
+        await await_until(lambda: gauge(metrics, "relay_spool_disk_full") == 0, 5)
+        await sink.publish(delivery(9), timeout=1.0)
+        assert sink.pending_records == 1
+
+
+async def test_a_failed_fsync_is_503_spool_failed_for_good_and_never_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def failing_fsync(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    async with started(tmp_path, kafka_down()) as (sink, metrics):
+        await sink.publish(delivery(0), timeout=1.0)
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        for n in range(1, 4):
+            with pytest.raises(Unavailable) as caught:
+                await sink.publish(delivery(n), timeout=1.0)
+            assert caught.value.code == "spool_failed"
+        monkeypatch.undo()
+        assert len(calls) == 1
+        assert not sink.ready
+        assert gauge(metrics, "relay_spool_failed") == 1
+        failed = [r for r in caplog.records if "fsync or write failed" in r.getMessage()]
+        assert len(failed) == 1

@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 from relay.events.errors import Unavailable
 from relay.serving.app import build_intake, create_app
 from relay.settings import ConfigError, Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
+from tests.support.settings import settings_with
 from tests.support.waiting import wait_until
 
 AUTH = ("ultracart", "s3cret")
@@ -18,13 +19,7 @@ DELIVERY = {"events": [{"order_create": {"order_id": "SP-1"}}]}
 
 
 def settings(**spool: object) -> Settings:
-    return Settings.from_mapping(
-        {
-            "auth": {"basic_credentials": ["ultracart:s3cret"]},
-            "server": {"admin_port": 0},
-            "spool": spool,
-        }
-    )
+    return settings_with(spool=spool)
 
 
 def test_spool_is_off_by_default_and_configurable_from_the_environment(tmp_path: Path) -> None:

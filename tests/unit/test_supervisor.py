@@ -10,13 +10,12 @@ import pytest
 
 from relay.serving.supervisor import bind_sockets, worker_settings
 from relay.settings import ConfigError, Settings, StatusPollSettings
-
-MINIMAL_ENV = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw"}
+from tests.support.settings import CREDENTIAL_ENV
 
 
 def test_each_worker_enforces_its_share_of_relay_wide_limits() -> None:
     env = {
-        **MINIMAL_ENV,
+        **CREDENTIAL_ENV,
         "RELAY_SERVER__WORKERS": "4",
         "RELAY_SERVER__MAX_CONCURRENT_CONNECTIONS": "1001",
         "RELAY_INTAKE__MAX_INFLIGHT_EVENTS": "100000",
@@ -30,7 +29,7 @@ def test_workers_leave_the_status_poller_to_the_supervisor() -> None:
     """The UltraCart status poller runs once, in the supervisor, never once per worker."""
     polling = StatusPollSettings(enabled=True, webhook_oid=7, poll_interval_seconds=30.0)
     settings = msgspec.structs.replace(
-        Settings.load(env={**MINIMAL_ENV, "RELAY_SERVER__WORKERS": "2"}), ultracart=polling
+        Settings.load(env={**CREDENTIAL_ENV, "RELAY_SERVER__WORKERS": "2"}), ultracart=polling
     )
     assert settings.ultracart.enabled  # the supervisor's own settings keep it
     assert worker_settings(settings).ultracart.enabled is False
@@ -38,7 +37,7 @@ def test_workers_leave_the_status_poller_to_the_supervisor() -> None:
 
 def test_a_worker_share_still_admits_the_largest_delivery() -> None:
     env = {
-        **MINIMAL_ENV,
+        **CREDENTIAL_ENV,
         "RELAY_SERVER__WORKERS": "8",
         "RELAY_INTAKE__MAX_INFLIGHT_EVENTS": "10000",
         "RELAY_INTAKE__MAX_EVENTS_PER_DELIVERY": "5000",
@@ -47,12 +46,12 @@ def test_a_worker_share_still_admits_the_largest_delivery() -> None:
 
 
 def test_settings_survive_the_trip_to_a_spawned_worker() -> None:
-    settings = Settings.load(env={**MINIMAL_ENV, "RELAY_SERVER__WORKERS": "2"})
+    settings = Settings.load(env={**CREDENTIAL_ENV, "RELAY_SERVER__WORKERS": "2"})
     assert pickle.loads(pickle.dumps(settings)) == settings
 
 
 def test_several_workers_need_the_admin_port() -> None:
-    env = {**MINIMAL_ENV, "RELAY_SERVER__WORKERS": "2", "RELAY_SERVER__ADMIN_PORT": "0"}
+    env = {**CREDENTIAL_ENV, "RELAY_SERVER__WORKERS": "2", "RELAY_SERVER__ADMIN_PORT": "0"}
     with pytest.raises(ConfigError, match="admin_port"):
         Settings.load(env=env)
 

@@ -20,10 +20,10 @@ from relay.serving.preflight import preflight
 from relay.serving.server import Servers
 from relay.serving.tls import CertificateReloader, certificate_expiry
 from relay.settings import ConfigError, Settings
-from tests.fakes import FakeSink
-from tests.tls_certs import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
+from tests.support.fake_sink import FakeSink
+from tests.support.settings import CREDENTIAL_ENV, settings_with
+from tests.support.tls import CertificateAuthority, SecretVolume, ServerPair, served_in_memory
 
-CREDENTIAL = {"auth": {"basic_credentials": ["uc:pw"]}}
 # (the new pair, the pair served before) -> the files a broken renewal leaves behind
 Breakage = Callable[[ServerPair, ServerPair], tuple[bytes, bytes]]
 
@@ -41,11 +41,9 @@ def volume(tmp_path: Path, ca: CertificateAuthority) -> SecretVolume:
 
 
 def tls_settings(cert: Path | str, key: Path | str, **server: object) -> Settings:
-    return Settings.from_mapping(
-        {
-            **CREDENTIAL,
-            "server": {"tls_cert_file": str(cert), "tls_key_file": str(key), **server},
-        }
+    # The admin port relay has by default: the TLS tests check that it stays plain.
+    return settings_with(
+        server={"admin_port": 9090, "tls_cert_file": str(cert), "tls_key_file": str(key), **server}
     )
 
 
@@ -68,7 +66,7 @@ def test_a_pair_that_loads_turns_https_on(volume: SecretVolume) -> None:
     settings = tls_settings(volume.cert_file, volume.key_file)
     assert settings.server.tls_enabled
     assert settings.server.tls_reload_interval_seconds == 60.0
-    assert not Settings.from_mapping(CREDENTIAL).server.tls_enabled
+    assert not settings_with().server.tls_enabled
 
 
 @pytest.mark.parametrize(
@@ -80,11 +78,11 @@ def test_a_pair_that_loads_turns_https_on(volume: SecretVolume) -> None:
 )
 def test_half_an_https_configuration_is_refused(server: dict[str, str], missing: str) -> None:
     with pytest.raises(ConfigError, match=missing):
-        Settings.from_mapping({**CREDENTIAL, "server": server})
+        settings_with(server=server)
 
 
 def test_half_an_https_configuration_from_the_environment_is_refused() -> None:
-    env = {"RELAY_AUTH__BASIC_CREDENTIALS": "uc:pw", "RELAY_SERVER__TLS_CERT_FILE": "/x.crt"}
+    env = {**CREDENTIAL_ENV, "RELAY_SERVER__TLS_CERT_FILE": "/x.crt"}
     with pytest.raises(ConfigError, match=r"server\.tls_key_file is not set"):
         Settings.load(env=env)
 
@@ -95,7 +93,7 @@ def test_a_key_of_another_certificate_is_refused(
     other = tmp_path / "other.key"
     other.write_bytes(ca.issue("other.relay.test").key_pem)
     message = refused(volume.cert_file, other)
-    assert "server.tls_key_file: does not match server.tls_cert_file" in message
+    assert "server.tls_key_file does not match server.tls_cert_file" in message
     assert "the key is not the certificate's key" in message
     assert "PRIVATE KEY" not in message
 
@@ -262,7 +260,9 @@ def test_intake_serves_tls_from_the_adopted_context_and_admin_stays_plain(
 
 def test_plain_http_exports_no_tls_metrics() -> None:
     servers = Servers(
-        Settings.from_mapping(CREDENTIAL), lambda s: build_intake(s, sink=FakeSink()), sockets=[]
+        settings_with(server={"admin_port": 9090}),
+        lambda s: build_intake(s, sink=FakeSink()),
+        sockets=[],
     )
     assert servers.tls is None and servers.intake.config.ssl_certfile is None
     names = {family.name for family in servers.runtime.metrics.registry.collect()}

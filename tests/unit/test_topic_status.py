@@ -10,13 +10,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from relay.deadlines import Deadlines
-from relay.kafka.admin import KafkaUnreachable
+from relay.kafka.errors import KafkaUnreachable
 from relay.kafka.topic_check import TopicReport
 from relay.kafka.topic_status import TopicStatus
 from relay.metrics import RelayMetrics
 from relay.serving.app import Runtime, admin_routes
 from relay.settings import Settings
-from tests.fakes import FakeSink
+from tests.support.fake_sink import FakeSink
 
 SETTINGS = Settings.from_mapping({"auth": {"allow_unauthenticated": True}})
 WANTED = ("ultracart.dead_letter", "ultracart.order_create", "ultracart.unknown")
