@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.commands import run, timed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_SCRIPTS = REPO_ROOT / "deploy" / "docker"
@@ -34,35 +33,8 @@ PHASES: list[tuple[str, float]] = []
 NOTES: list[str] = []
 
 
-@contextmanager
-def phase(name: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        PHASES.append((name, time.monotonic() - started))
-
-
-def run(
-    args: list[str], *, timeout: float, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run a command with a deadline; on failure the error carries its output."""
-    result = subprocess.run(
-        args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n"
-            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
-        )
-    return result
+def phase(name: str) -> AbstractContextManager[None]:
+    return timed(name, PHASES)
 
 
 def script(name: str, *args: str, timeout: float) -> str:

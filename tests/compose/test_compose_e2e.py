@@ -28,9 +28,9 @@ from tests.compose.stack import (
     compose_env,
     leftovers,
     phase,
-    run,
     script,
 )
+from tests.support.commands import run
 
 RELAY_IMAGE = "relay:compose-e2e"
 UP_TIMEOUT_S = 300

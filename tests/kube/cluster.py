@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.support.commands import run, timed
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBE = REPO_ROOT / "deploy" / "local" / "kube"
@@ -25,41 +27,8 @@ NOTES: list[str] = []
 T = TypeVar("T")
 
 
-@contextmanager
-def phase(name: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        PHASES.append((name, time.monotonic() - started))
-
-
-def run(
-    args: list[str],
-    *,
-    timeout: float,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    input: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command with a deadline; on failure the error carries its output."""
-    result = subprocess.run(
-        args,
-        cwd=REPO_ROOT,
-        env=env,
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n"
-            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
-        )
-    return result
+def phase(name: str) -> AbstractContextManager[None]:
+    return timed(name, PHASES)
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:

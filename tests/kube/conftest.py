@@ -19,7 +19,6 @@ from tests.kube.cluster import (
     Cluster,
     local_volume,
     phase,
-    run,
 )
 from tests.kube.release import (
     DEPS,
@@ -32,6 +31,7 @@ from tests.kube.release import (
     images,
     namespace,
 )
+from tests.support.commands import run
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -16,9 +16,9 @@ from tests.kube.cluster import (
     KUBE,
     NOTES,
     Cluster,
-    run,
     wait_for,
 )
+from tests.support.commands import run
 
 NS = "relay-e2e"
 DEPS = "relay-e2e-deps"

@@ -1,0 +1,51 @@
+"""Running the repository's own scripts from tests: a deadline on every command, its output
+in the failure, and phase timings the suites print at the end (tests/compose, tests/kube)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(
+    args: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repository's root with a deadline; on failure the error
+    carries the end of its output, since these scripts say why they failed there."""
+    result = subprocess.run(
+        args,
+        cwd=REPO_ROOT,
+        env=env,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@contextmanager
+def timed(name: str, phases: list[tuple[str, float]]) -> Iterator[None]:
+    """Append how long the block took to ``phases``, even when it fails."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        phases.append((name, time.monotonic() - started))
