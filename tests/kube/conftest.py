@@ -31,18 +31,11 @@ from tests.kube.release import (
     images,
     namespace,
 )
-from tests.support.commands import run
+from tests.support.commands import report_phases, run
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not PHASES:
-        return
-    terminalreporter.section("kube e2e phases")
-    for name, seconds in PHASES:
-        terminalreporter.write_line(f"{name:<40} {seconds:7.1f} s")
-    terminalreporter.write_line(f"{'total':<40} {sum(s for _, s in PHASES):7.1f} s")
-    for note in NOTES:
-        terminalreporter.write_line(note)
+    report_phases(terminalreporter, "kube e2e phases", PHASES, NOTES, width=40)
 
 
 @pytest.fixture(scope="module")

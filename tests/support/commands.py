@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,3 +51,21 @@ def timed(name: str, phases: list[tuple[str, float]]) -> Iterator[None]:
         yield
     finally:
         phases.append((name, time.monotonic() - started))
+
+
+def report_phases(
+    terminal: pytest.TerminalReporter,
+    title: str,
+    phases: list[tuple[str, float]],
+    notes: list[str],
+    width: int = 40,
+) -> None:
+    """The suite's phase timings and notes in pytest's summary, when it ran any phase."""
+    if not phases:
+        return
+    terminal.section(title)
+    for name, seconds in phases:
+        terminal.write_line(f"{name:<{width}} {seconds:7.1f} s")
+    terminal.write_line(f"{'total':<{width}} {sum(s for _, s in phases):7.1f} s")
+    for note in notes:
+        terminal.write_line(note)
