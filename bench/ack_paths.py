@@ -24,13 +24,13 @@ import orjson
 
 from bench import scenarios as sc
 from bench.bridge_app import ACK_PATH_ENV, BODIES_FILE_ENV
+from bench.broker import bench_broker
 from bench.child import REPO_ROOT, LineChild
 from bench.monitor import TreeMonitor
 from bench.run import DEFAULT_BROKER_PORT
 from bench.search import Criteria, Timing, search
 from bench.servers import CREDENTIALS, Server, ServerSpec
 from bench.targets import HttpTarget
-from tests.support.broker import LocalBroker
 from tests.support.kafka import create_topics
 from tests.support.net import free_port
 
@@ -132,12 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variants:
         names = [names[int(i)] for i in args.variants.split(",")]
     work = Path(tempfile.mkdtemp(prefix="relay-ackpaths-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = LocalBroker(DEFAULT_BROKER_PORT)
-        bootstrap = broker.start(fresh=True)
-    try:
+    with bench_broker(args.bootstrap, DEFAULT_BROKER_PORT) as (bootstrap, broker_pid):
         prefix = f"ack{int(time.time())}."
         spec = ServerSpec(bootstrap, free_port(), free_port(), args.workers, prefix)
         create_topics(
@@ -152,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sc.write_bodies(bodies, sc.delivery_bodies(scenario))
         timing = Timing(warmup=0.5, duration=args.step_seconds, drain=5.0, refinements=3)
         light = [float(r) for r in args.light.split(",") if r]
-        broker_pid = broker.pid() if broker else None
         results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
         for round_ in range(args.rounds):
             for name in names:
@@ -177,9 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = markdown(report, light)
         out.with_suffix(".md").write_text(text)
         print(text)
-    finally:
-        if broker is not None:
-            broker.stop()
     return 0
 
 

@@ -40,13 +40,13 @@ import orjson
 from bench import procstat
 from bench import scenarios as sc
 from bench.bridge_app import ACK_PATH_ENV, BODIES_FILE_ENV
+from bench.broker import bench_broker
 from bench.child import REPO_ROOT, LineChild
 from bench.monitor import TreeMonitor
 from bench.run import DEFAULT_BROKER_PORT
 from bench.search import Criteria, Timing, search
 from bench.servers import CREDENTIALS, Server, ServerSpec
 from bench.targets import CpuWindow, HttpTarget
-from tests.support.broker import LocalBroker
 from tests.support.kafka import create_topics
 from tests.support.net import free_port
 
@@ -309,12 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parties = [party(p) for p in args.parties.split(",") if p]
     connections = [int(c) for c in args.connections.split(",") if c]
     work = Path(tempfile.mkdtemp(prefix="relay-closed-loop-"))
-    broker = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        broker = LocalBroker(DEFAULT_BROKER_PORT)
-        bootstrap = broker.start(fresh=True)
-    try:
+    with bench_broker(args.bootstrap, DEFAULT_BROKER_PORT) as (bootstrap, broker_pid):
         prefix = f"cl{int(time.time())}."
         spec = ServerSpec(bootstrap, free_port(), free_port(), args.workers, prefix)
         create_topics(
@@ -327,7 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = sc.BY_NAME[args.scenario]
         bodies = work / "bodies"
         sc.write_bodies(bodies, sc.delivery_bodies(scenario))
-        broker_pid = broker.pid() if broker else None
         runs = []
         for round_ in range(1, args.rounds + 1):
             for p in parties:
@@ -356,9 +350,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = markdown(report)
         out.with_suffix(".md").write_text(text)
         print(text)
-    finally:
-        if broker is not None:
-            broker.stop()
     return 0
 
 
