@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 from tests.kube.cluster import (
+    CHART,
     DOCKER_SCRIPTS,
     KUBE,
     NOTES,
@@ -68,6 +70,22 @@ INTAKE_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component
 
 def set_values(values: list[str]) -> list[str]:
     return [arg for value in values for arg in ("--set", value)]
+
+
+def helm_release(cluster: Cluster, verb: str, *values: str) -> subprocess.CompletedProcess[str]:
+    """``helm install`` or ``upgrade`` of the test's release with VALUES and ``values`` on
+    top, waiting (six minutes at most) for its pods to be Ready."""
+    return cluster.helm(
+        verb,
+        RELEASE,
+        str(CHART),
+        "-n",
+        NS,
+        *set_values([*VALUES, *values]),
+        "--wait",
+        "--timeout",
+        "6m",
+    )
 
 
 def namespace(name: str) -> str:

@@ -40,6 +40,7 @@ from tests.kube.release import (
     VALUES,
     WEBHOOK_URL,
     emulator,
+    helm_release,
     kafka_bootstrap,
     post,
     relay_url,
@@ -54,17 +55,7 @@ def test_install_under_restricted_pod_security(cluster: Cluster) -> None:
     with phase("helm install"):
         labels = cluster.get("", "namespace", NS)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-        result = cluster.helm(
-            "install",
-            RELEASE,
-            str(CHART),
-            "-n",
-            NS,
-            *set_values(VALUES),
-            "--wait",
-            "--timeout",
-            "6m",
-        )
+        result = helm_release(cluster, "install")
         # PSA's warn mode reports every violation on stderr; there must be none.
         assert "violate PodSecurity" not in result.stderr, result.stderr
         ready = cluster.ready_pods(NS, INTAKE_PODS)
@@ -102,19 +93,7 @@ def test_delivery_through_the_service_reaches_kafka(cluster: Cluster) -> None:
 def test_upgrade_keeps_the_generated_pair(cluster: Cluster) -> None:
     with phase("helm upgrade (changed value)"):
         before = cluster.get(NS, "secret", f"{RELEASE}-basic-auth")["data"]
-        cluster.helm(
-            "upgrade",
-            RELEASE,
-            str(CHART),
-            "-n",
-            NS,
-            *set_values(VALUES),
-            "--set",
-            "config.server.log_level=debug",
-            "--wait",
-            "--timeout",
-            "6m",
-        )
+        helm_release(cluster, "upgrade", "config.server.log_level=debug")
         after = cluster.get(NS, "secret", f"{RELEASE}-basic-auth")["data"]
         assert after == before
         config = cluster.get(NS, "configmap", RELEASE)["data"]["relay.toml"]
@@ -208,19 +187,7 @@ def test_rolling_update_under_load_loses_nothing(cluster: Cluster) -> None:
         started = time.monotonic()
 
         def upgrade() -> None:
-            cluster.helm(
-                "upgrade",
-                RELEASE,
-                str(CHART),
-                "-n",
-                NS,
-                *set_values(VALUES),
-                "--set",
-                "image.tag=kube-e2e-next",
-                "--wait",
-                "--timeout",
-                "6m",
-            )
+            helm_release(cluster, "upgrade", "image.tag=kube-e2e-next")
 
         settled = sender.around(upgrade, before=10, after=10, settle=120)
         # The old pods may still be in their grace period: only the live ones count (and
