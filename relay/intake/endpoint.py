@@ -123,7 +123,7 @@ class DeliveryEndpoint:
         self._event_counters: dict[tuple[str, str], Counter] = {}
         self._shapes_seen: set[str] = set()
         self._accepted_types: set[str] = set()
-        self._inflight = metrics.inflight_deliveries
+        self._inflight = metrics.turn_gauge(metrics.inflight_deliveries)
         self._payload_bytes = metrics.payload_bytes
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
@@ -131,7 +131,8 @@ class DeliveryEndpoint:
         headers = read_headers(scope["headers"])
         delivery_id = self._delivery_id(headers)
         token = delivery_id_var.set(delivery_id)
-        self._inflight.inc()
+        inflight = self._inflight
+        inflight.set(inflight.value + 1)
         outcome = "ok"
         try:
             answer = await self._handle(receive, headers, delivery_id, started)
@@ -143,7 +144,7 @@ class DeliveryEndpoint:
             outcome = "client_disconnected"
             answer = EMPTY_400
         finally:
-            self._inflight.dec()
+            inflight.set(inflight.value - 1)
             delivery_id_var.reset(token)
         elapsed = time.perf_counter() - started
         counted = self._by_outcome.get(outcome)

@@ -130,6 +130,7 @@ class KafkaPublisher:
         self._max_inflight = max_inflight_events
         self._metrics = metrics
         self._inflight_events = 0
+        self._inflight_gauge = metrics.turn_gauge(metrics.inflight_events)
         self._producer: Producer | None = None
         self._poll_on_loop = delivery_reports == "loop"
         self._poller: LoopPoller | ThreadPoller | None = None
@@ -208,7 +209,7 @@ class KafkaPublisher:
         # the caller stops waiting: until then the records still occupy the producer.
         batch = _Batch(count, loop, self._release, self._loop_thread)
         self._inflight_events += count
-        self._metrics.inflight_events.set(self._inflight_events)
+        self._inflight_gauge.set(self._inflight_events)
         started = time.perf_counter()
         sent = 0
         # Looked up once: a delivery may hold thousands of records.
@@ -267,7 +268,7 @@ class KafkaPublisher:
 
     def _release(self, count: int) -> None:
         self._inflight_events -= count
-        self._metrics.inflight_events.set(self._inflight_events)
+        self._inflight_gauge.set(self._inflight_events)
 
     def _count_error(self, name: str) -> None:
         self._metrics.produce_errors.labels(error=name or "unknown").inc()

@@ -5,7 +5,8 @@ is buffered without any size limit (a 200 MB header raised relay's RSS from 44 M
 316 MB), and a connection that sends nothing, or trickles its headers, is never timed out.
 Either lets one client hold memory or connections for as long as it likes.
 
-``guarded_http_protocol`` returns uvicorn's httptools protocol with both limits added:
+``guarded_http_protocol`` returns uvicorn's httptools protocol with both limits added (and
+each answer written in one send, relay.serving.coalesced_writes):
 - more than ``max_head_bytes`` before the end of the headers: ``431`` and close;
 - no complete head within ``head_timeout`` of the connection opening (or of the first byte
   of a later request on a kept-alive connection): ``408`` and close, or just close if
@@ -33,6 +34,7 @@ from typing import Any
 import orjson
 
 from relay.metrics import HEADER_TIMEOUT, HEADERS_TOO_LARGE
+from relay.serving.coalesced_writes import HeadHoldingTransport
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ def guarded_http_protocol(
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            # Every write of this connection goes through it: one send per answer
+            # (relay.serving.coalesced_writes). uvicorn's flow control keeps the real one.
+            self.transport = HeadHoldingTransport(transport, self.loop)  # type: ignore[assignment]
             self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -120,6 +125,7 @@ def guarded_http_protocol(
         def on_headers_complete(self) -> None:
             self._awaiting_head = False
             self._disarm()
+            self.transport.hold_next = True  # type: ignore[attr-defined]
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
