@@ -4,9 +4,9 @@ librdkafka queues delivery reports (and statistics and errors) until someone pol
 callback of each runs on the polling thread. Two ways to serve that queue:
 
 ``ThreadPoller`` (the default, ``kafka.delivery_reports = "thread"``): a dedicated thread
-blocks in ``poll(0.05)`` and each completed delivery is handed to the loop with
-``call_soon_threadsafe``. It keeps callbacks flowing while the loop is stalled by something
-else, at the cost of one cross-thread hop per delivery.
+blocks in ``poll(0.05)``; the deliveries completed during one ``poll`` call are handed to
+the loop together, with one ``call_soon_threadsafe`` (one wake-up of the loop) for all of
+them. It keeps callbacks flowing while the loop is stalled by something else.
 
 ``LoopPoller`` (``"loop"``) polls from the event loop with ``poll(0)``, which never blocks:
 on every loop iteration while records are in flight, then once a millisecond if nothing
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from confluent_kafka import Producer
@@ -98,8 +99,13 @@ class ThreadPoller:
         self._producer = producer
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Callbacks for the loop, queued by hand_over on the polling thread (deque appends
+        # and pops are atomic), run together after each poll.
+        self._handed: deque[Callable[[], None]] = deque()
 
-    def start(self, _loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._thread = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
         self._thread.start()
 
@@ -108,11 +114,36 @@ class ThreadPoller:
         self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5.0)
+        # Whatever a last poll (or flush()) handed over after the thread's last wake-up.
+        self._run_handed()
 
     def kick(self) -> None:
         """The thread is always polling; nothing to do."""
 
+    def hand_over(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop, after the current ``poll`` returns.
+
+        From any thread but the loop's. The poll thread wakes the loop once per poll call
+        for everything handed over during it; a callback handed over by another thread
+        (``flush`` at shutdown) waits for the poll thread's next wake-up (within a poll's
+        50 ms), or for ``stop``.
+        """
+        self._handed.append(callback)
+
     def _poll_forever(self) -> None:
-        # poll() releases the GIL while it waits.
+        loop = self._loop
+        assert loop is not None
+        handed = self._handed
+        # poll() releases the GIL while it waits; delivery callbacks run inside it.
         while not self._stopping.is_set():
             self._producer.poll(0.05)
+            if handed:
+                try:
+                    loop.call_soon_threadsafe(self._run_handed)
+                except RuntimeError:
+                    return  # the loop is closed: nobody is waiting any more
+
+    def _run_handed(self) -> None:
+        handed = self._handed
+        while handed:
+            handed.popleft()()

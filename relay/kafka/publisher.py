@@ -4,8 +4,9 @@ One confluent-kafka ``Producer`` per app. librdkafka calls the delivery callback
 record on whichever thread polls it (``relay.kafka.delivery_reports``: a poll thread by
 default, the event loop if configured); a per-delivery ``_Batch`` counts them up and
 completes the delivery's future once, when the last one is in: directly when the callback
-runs on the loop, through ``call_soon_threadsafe`` from any other thread (futures must only
-be touched from their own loop). The callback runs for every record, so it is kept to a
+runs on the loop, handed over to the loop from any other thread (futures must only be
+touched from their own loop), by the poll thread once for all the deliveries one ``poll``
+completed. The callback runs for every record, so it is kept to a
 few attribute updates.
 
 Admission is decided before any record is handed over: a delivery that would take the
@@ -53,7 +54,7 @@ class _Batch:
 
     __slots__ = (
         "_completed",
-        "_loop",
+        "_hand_over",
         "_loop_thread",
         "_on_complete",
         "acked",
@@ -68,11 +69,14 @@ class _Batch:
         loop: asyncio.AbstractEventLoop,
         on_complete: Callable[[int], None],
         loop_thread: int | None = None,
+        hand_over: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self.expected = size
         self.acked = 0
         self.errors: list[KafkaError] = []
-        self._loop = loop
+        # How a completion reached on another thread gets to the loop: the poll thread's
+        # batched hand-over, else one call_soon_threadsafe of its own.
+        self._hand_over = hand_over if hand_over is not None else loop.call_soon_threadsafe
         # The loop's thread (publish() runs there); the publisher looks it up once.
         self._loop_thread = loop_thread if loop_thread is not None else threading.get_ident()
         self._on_complete = on_complete
@@ -88,7 +92,7 @@ class _Batch:
             if threading.get_ident() == self._loop_thread:
                 self._complete()
             else:
-                self._loop.call_soon_threadsafe(self._complete)
+                self._hand_over(self._complete)
 
     def abandon(self, sent: int) -> None:
         """Producing stopped after ``sent`` records; the others will never be called back."""
@@ -136,6 +140,7 @@ class KafkaPublisher:
         self._poller: LoopPoller | ThreadPoller | None = None
         self._ready = False
         self._loop_thread = 0
+        self._hand_over: Callable[[Callable[[], None]], None] | None = None
         self._deadlines = deadlines if deadlines is not None else Deadlines()
 
     @property
@@ -162,6 +167,8 @@ class KafkaPublisher:
             self._poller = ThreadPoller(self._producer)
         self._poller.start(asyncio.get_running_loop())
         self._loop_thread = threading.get_ident()
+        if isinstance(self._poller, ThreadPoller):
+            self._hand_over = self._poller.hand_over
         # Learn once whether the cluster answers, so /readyz is right from the start;
         # afterwards the librdkafka statistics keep it current.
         producer = self._producer
@@ -207,7 +214,7 @@ class KafkaPublisher:
         loop = asyncio.get_running_loop()
         # The in-flight count is released when the last acknowledgement arrives, not when
         # the caller stops waiting: until then the records still occupy the producer.
-        batch = _Batch(count, loop, self._release, self._loop_thread)
+        batch = _Batch(count, loop, self._release, self._loop_thread, self._hand_over)
         self._inflight_events += count
         self._inflight_gauge.set(self._inflight_events)
         started = time.perf_counter()

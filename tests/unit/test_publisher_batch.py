@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, Message
@@ -78,3 +78,49 @@ async def test_nothing_produced_completes_at_once() -> None:
     batch.abandon(0)
     assert batch.waiter.done()
     assert released == [0]
+
+
+async def test_completions_from_one_poll_reach_the_loop_in_one_wake_up() -> None:
+    from relay.kafka.delivery_reports import ThreadPoller
+
+    loop = asyncio.get_running_loop()
+    poller = ThreadPoller(cast(Any, None))
+    poller._loop = loop  # as start() sets it, without a thread or a producer
+    wakeups: list[int] = []
+    real_run = poller._run_handed
+
+    def counted_run() -> None:
+        wakeups.append(len(poller._handed))
+        real_run()
+
+    released: list[int] = []
+    batches = [_Batch(1, loop, released.append, hand_over=poller.hand_over) for _ in range(3)]
+
+    def one_poll() -> None:
+        for batch in batches:
+            ack(batch)  # the delivery reports of one poll() call
+        # What _poll_forever does after poll() returns.
+        loop.call_soon_threadsafe(counted_run)
+
+    thread = threading.Thread(target=one_poll)
+    thread.start()
+    thread.join()
+    await asyncio.wait_for(asyncio.gather(*(b.waiter for b in batches)), 5)
+    assert wakeups == [3]
+    assert released == [1, 1, 1]
+
+
+async def test_stop_runs_what_was_handed_over_after_the_last_wake_up() -> None:
+    from relay.kafka.delivery_reports import ThreadPoller
+
+    loop = asyncio.get_running_loop()
+    poller = ThreadPoller(cast(Any, None))
+    poller._loop = loop
+    batch = _Batch(1, loop, lambda _n: None, hand_over=poller.hand_over)
+    # flush() at shutdown calls back on its own thread, after the poll thread's last poll.
+    thread = threading.Thread(target=ack, args=(batch,))
+    thread.start()
+    thread.join()
+    assert not batch.waiter.done()
+    await poller.stop()
+    assert batch.waiter.done()
