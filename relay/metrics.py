@@ -9,9 +9,7 @@ workers' values; the mode is ignored when relay runs as a single process.
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -23,10 +21,9 @@ from prometheus_client import (
     ProcessCollector,
     values,
 )
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from relay import __version__
+from relay.turn_gauges import PendingGaugeWrites, TurnGauge
 
 # Why the intake server's head guard (relay.serving.http_guard) refused a request: the
 # label values of relay_http_refused_total and the "error" codes of its answers. Defined
@@ -77,7 +74,7 @@ class RelayMetrics:
         r = self.registry
         # Registered before every metric, so a scrape writes the turn gauges before it
         # reads them.
-        self._pending_writes = _PendingGaugeWrites()
+        self._pending_writes = PendingGaugeWrites()
         r.register(self._pending_writes)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -238,53 +235,6 @@ class RelayMetrics:
         turn_gauge = TurnGauge(gauge)
         self._pending_writes.gauges.append(turn_gauge)
         return turn_gauge
-
-
-class TurnGauge:
-    """A gauge changed on every delivery, written to its metric at most once per loop turn.
-
-    With several workers each gauge write is a lock and an mmap write (multiprocess mode);
-    the in-flight gauges change twice per delivery, and under load dozens of deliveries
-    start and finish within one turn of the event loop. The value is kept here and written
-    by a callback at the end of the turn, so what a scrape reads is at most one turn old.
-    Only the event loop's thread may call ``set``.
-    Created by ``RelayMetrics.turn_gauge``, which writes every pending value before a
-    scrape of the app's own registry reads it (a single-process relay's /metrics answers on
-    the same loop, possibly within the same turn).
-    """
-
-    __slots__ = ("_gauge", "_scheduled", "value")
-
-    def __init__(self, gauge: Gauge) -> None:
-        self._gauge = gauge
-        self._scheduled = False
-        self.value = 0
-
-    def set(self, value: int) -> None:
-        self.value = value
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._write)
-
-    def _write(self) -> None:
-        self._scheduled = False
-        self._gauge.set(self.value)
-
-    def write_now(self) -> None:
-        if self._scheduled:
-            self._gauge.set(self.value)
-
-
-class _PendingGaugeWrites(Collector):
-    """Collected first on the app's registry: writes the turn gauges' values, yields nothing."""
-
-    def __init__(self) -> None:
-        self.gauges: list[TurnGauge] = []
-
-    def collect(self) -> Iterable[Metric]:
-        for gauge in self.gauges:
-            gauge.write_now()
-        return ()
 
 
 def build_info(registry: CollectorRegistry) -> Info:

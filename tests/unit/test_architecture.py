@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "relay.deadlines": 0,
     "relay.log_context": 0,
     "relay.credentials": 0,
+    "relay.turn_gauges": 0,
     "relay.settings": 1,
     "relay.events": 2,
     "relay.metrics": 3,
