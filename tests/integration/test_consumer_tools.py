@@ -84,6 +84,15 @@ def test_tail_filters_by_event_and_key_from_the_beginning_and_last_n(
     assert '"merchant_item_id": "SKU-1"' in text.stdout
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """SIGINT back to its default in the child, as a shell gives a foreground command.
+
+    A non-interactive shell starts a background job (``.ci/run > log &``) with SIGINT
+    ignored, pytest and its children inherit that, and Python then leaves it ignored: the
+    Ctrl-C this test sends would never arrive. The user at a terminal is what is tested."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_tail_follows_until_ctrl_c_and_exits_cleanly(
     relay: RelayProcess, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -94,6 +103,7 @@ def test_tail_follows_until_ctrl_c_and_exits_cleanly(
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_sigint_as_at_a_terminal,
     )
     try:
         assert tail.stdout is not None
