@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import lru_cache, partial
+from typing import Any, Literal, NoReturn
 
 import msgspec
 
@@ -90,9 +91,40 @@ def parse_delivery(body: bytes, *, max_events: int, max_inflated_bytes: int) -> 
             f"the delivery holds {len(events)} events; at most {max_events} are accepted",
             code="too_many_events",
         )
-    return ParsedDelivery(
-        events=tuple(_event(index, item) for index, item in enumerate(events)), shape=shape
-    )
+    return ParsedDelivery(events=_events(events), shape=shape)
+
+
+def _events(items: _Events) -> tuple[Event, ...]:
+    """Each item's one member as an ``Event``; the first item that is not one is refused.
+
+    Runs once per event. A profile of 100-event deliveries put 1.7 µs per event here when
+    each item went through ``_event`` from a generator; this loop checks the same things in
+    the usual order of cheapness and leaves the wording of a refusal to ``_refuse_event``.
+    """
+    events: list[Event] = []
+    append = events.append
+    new_event = _new_event
+    for index, item in enumerate(items):
+        if len(item) == 1:
+            ((name, obj),) = item.items()
+            raw = bytes(obj)
+            # Raw spans exactly the value, without surrounding whitespace.
+            if raw[:1] == b"{" and _valid_name(name):
+                append(new_event((name, raw)))
+                continue
+        _refuse_event(index, item)
+    return tuple(events)
+
+
+# Event's own __new__ is Python code; tuple.__new__ builds the same NamedTuple in C.
+_new_event = partial(tuple.__new__, Event)
+
+
+@lru_cache(maxsize=4096)
+def _valid_name(name: str) -> bool:
+    # A delivery repeats a handful of names: the pattern runs once per name, not per event.
+    # Bounded, because names are the sender's to choose.
+    return _EVENT_NAME.fullmatch(name) is not None
 
 
 def _inflate_events(text: str, limit: int, where: str) -> _Events:
@@ -101,24 +133,21 @@ def _inflate_events(text: str, limit: int, where: str) -> _Events:
     return inner.events if isinstance(inner, _InnerEnvelope) else inner
 
 
-def _event(index: int, item: dict[str, msgspec.Raw]) -> Event:
+def _refuse_event(index: int, item: dict[str, msgspec.Raw]) -> NoReturn:
+    """The precise 422 for an item ``_events`` did not take, checked in the same order."""
     if len(item) != 1:
         raise InvalidDelivery(
             f"events[{index}] must be an object with exactly one key, the event name",
             code="bad_event",
         )
-    ((name, obj),) = item.items()
-    if not _EVENT_NAME.fullmatch(name):
+    ((name, _obj),) = item.items()
+    if not _valid_name(name):
         raise InvalidDelivery(
             f"events[{index}] has an invalid event name (letters, digits, '_', '.', '-'; "
             "at most 100 characters)",
             code="bad_event_name",
         )
-    raw = bytes(obj)
-    # Raw spans exactly the value, without surrounding whitespace.
-    if not raw.startswith(b"{"):
-        raise InvalidDelivery(f"events[{index}] ({name}) must hold a JSON object", code="bad_event")
-    return Event(name=name, raw=raw)
+    raise InvalidDelivery(f"events[{index}] ({name}) must hold a JSON object", code="bad_event")
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, *, what: str) -> Any:

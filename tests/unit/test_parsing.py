@@ -154,6 +154,23 @@ def test_bad_bodies_get_precise_errors(body: bytes, error: type[Exception], code
     assert getattr(caught.value, "code", None) == code
 
 
+@pytest.mark.parametrize(
+    ("bad", "code", "words"),
+    [
+        (b'{"a": {}, "b": {}}', "bad_event", "events[2] must be an object with exactly one key"),
+        (b"{}", "bad_event", "events[2] must be an object with exactly one key"),
+        (b'{"../etc": {}}', "bad_event_name", "events[2] has an invalid event name"),
+        (b'{"order_create": [1]}', "bad_event", "events[2] (order_create) must hold a JSON"),
+    ],
+)
+def test_the_first_bad_event_is_named_by_its_index(bad: bytes, code: str, words: str) -> None:
+    good = b'{"order_create": {"order_id": "A"}}'
+    with pytest.raises(InvalidDelivery) as caught:
+        parse_delivery(b"[" + b",".join([good, good, bad, good]) + b"]", **LIMITS)
+    assert caught.value.code == code
+    assert str(caught.value).startswith(words)
+
+
 def test_objects_are_forwarded_byte_for_byte() -> None:
     # Re-encoding would change these: 49.950 -> 49.95, the integer -> a float, the spacing.
     obj = (
