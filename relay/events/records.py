@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from relay.events.catalog import metric_label
@@ -47,6 +48,11 @@ class Record(NamedTuple):
     headers: Headers
     # The event name as a bounded metric label ("unknown" for names outside the catalog).
     label: str
+
+
+# Record's own __new__ is Python code; tuple.__new__ builds the same NamedTuple in C, and
+# build() makes one per event.
+_new_record = partial(tuple.__new__, Record)
 
 
 def check_record_sizes(records: Sequence[Record], max_record_bytes: int) -> None:
@@ -138,6 +144,7 @@ class RecordBuilder:
         read = self._fields.read
         pick = self._keys.pick
         merchant_headers = self._merchant_headers
+        new_record = _new_record
         records: list[Record] = []
         append = records.append
         for name, value in events:
@@ -167,8 +174,14 @@ class RecordBuilder:
                     if len(merchant_headers) < _NAME_MEMO_SIZE:
                         merchant_headers[merchant] = header
                 headers.append(header)
-            # Positional: a NamedTuple built with keywords costs more, once per event.
-            append(Record(named.topic, pick(found[: named.key_count]), value, headers, named.label))
+            # Most names are keyed by one field holding a non-empty string: taken here, the
+            # general rule (KeyPicker.pick) only for the others.
+            first = found[0]
+            if named.key_count == 1 and type(first) is str and first:
+                key: bytes | None = first.encode()
+            else:
+                key = pick(found[: named.key_count])
+            append(new_record((named.topic, key, value, headers, named.label)))
         return records
 
 

@@ -51,6 +51,10 @@ def test_keys_identify_the_entity_by_category() -> None:
     assert key_of("auto_order_rebill", {"auto_order_oid": 9}) == b"9"
     assert key_of("workflow_task_update", {"workflow_task_uuid": "u"}) == b"u"
     assert key_of("order_create", {}) is None
+    # One key field: an empty string or a non-identity makes no key, an integer one does.
+    assert key_of("order_create", {"order_id": ""}) is None
+    assert key_of("order_create", {"order_id": 17}) == b"17"
+    assert key_of("order_create", {"order_id": False}) is None
     assert key_of("order_future_event", {"order_id": "A"}) == b"A"
 
 
