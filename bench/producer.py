@@ -34,6 +34,7 @@ from relay.events.records import Record, RecordBuilder, now_utc
 from relay.events.routing import KeyPicker, TopicRouter
 from relay.intake.parsing import parse_delivery
 from relay.kafka.client_config import producer_config
+from relay.kafka.publisher import ANY_PARTITION, TIMESTAMP_NOW
 from relay.settings import Settings
 
 # Sleep granularity of the pacer (as in bench.loadgen).
@@ -118,12 +119,16 @@ class ProducerBench:
         for record in records:
             while True:
                 try:
+                    # Positionally, as relay's publisher calls it.
                     self.producer.produce(
                         record.topic,
                         record.value,
                         record.key,
-                        headers=record.headers,
-                        on_delivery=callback,
+                        ANY_PARTITION,
+                        callback,
+                        None,
+                        TIMESTAMP_NOW,
+                        record.headers,
                     )
                     break
                 except BufferError:

