@@ -18,6 +18,7 @@ from collections.abc import MutableSequence
 
 from relay.log_context import configure_logging
 from relay.metrics import pin_worker_pid
+from relay.serving.collector import tune_for_serving
 from relay.serving.server import AppFactory, Servers, event_loop_runner
 from relay.settings import Settings
 
@@ -43,6 +44,7 @@ def run_worker(
     configure_logging(settings.server.log_level, settings.server.log_format)
     pin_worker_pid()
     servers = Servers(settings, app_factory, sockets=[sock], admin=False, signals=(signal.SIGTERM,))
+    tune_for_serving()
     with event_loop_runner(settings) as runner:
         runner.run(_serve(servers, states, slot))
 
