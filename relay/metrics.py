@@ -118,6 +118,12 @@ class RelayMetrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.inflight_bytes = Gauge(
+            "relay_inflight_bytes",
+            "Bytes of event data handed to the producer and not yet acknowledged or failed.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.payload_bytes = Histogram(
             "relay_payload_bytes",
             "Size of delivery bodies as received (before decompression).",
@@ -256,6 +262,13 @@ class LimitGauges:
             "relay_max_inflight_events",
             "intake.max_inflight_events: events in flight beyond which deliveries get 503 "
             "overloaded (compare relay_inflight_events).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.max_inflight_bytes = Gauge(
+            "relay_max_inflight_bytes",
+            "intake.max_inflight_bytes: bytes of event data in flight beyond which deliveries "
+            "get 503 overloaded (compare relay_inflight_bytes).",
             multiprocess_mode="livesum",
             registry=registry,
         )

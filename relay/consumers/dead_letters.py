@@ -123,6 +123,7 @@ def publish(settings: Settings, records: Sequence[Record], timeout: float) -> No
             settings.intake.max_inflight_events,
             RelayMetrics(),
             settings.kafka.delivery_reports,
+            max_inflight_bytes=settings.intake.max_inflight_bytes,
         )
         await publisher.start(connect_timeout=timeout)
         try:

@@ -55,19 +55,24 @@ class Record(NamedTuple):
 _new_record = partial(tuple.__new__, Record)
 
 
-def check_record_sizes(records: Sequence[Record], max_record_bytes: int) -> None:
-    """Refuse (413 ``event_too_large``) a delivery with a record the producer would refuse.
+def check_record_sizes(records: Sequence[Record], max_record_bytes: int) -> int:
+    """Refuse (413 ``event_too_large``) a delivery with a record the producer would refuse;
+    otherwise return the records' value bytes in all (what the in-flight byte limit counts).
 
     The publisher checks before producing and the spool before appending: a record Kafka's
     client cannot take must be refused at once, not stall the drainer after a 200.
     """
+    total = 0
     for record in records:
-        if len(record.value) > max_record_bytes:
+        size = len(record.value)
+        if size > max_record_bytes:
             raise PayloadTooLarge(
-                f"a {record.label} event is {len(record.value)} bytes; the producer accepts "
+                f"a {record.label} event is {size} bytes; the producer accepts "
                 f"at most {max_record_bytes} bytes per record",
                 code="event_too_large",
             )
+        total += size
+    return total
 
 
 def event_id(event_name: str, value: bytes) -> str:

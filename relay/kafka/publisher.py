@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -125,10 +126,12 @@ class KafkaPublisher:
         metrics: RelayMetrics,
         delivery_reports: str = "thread",
         *,
+        max_inflight_bytes: int | None = None,
         deadlines: Deadlines | None = None,
     ) -> None:
-        """``deadlines``: the app's (relay.serving.app shares one per app); a tool that
-        publishes outside an app gets its own."""
+        """``max_inflight_bytes``: None for no byte limit. ``deadlines``: the app's
+        (relay.serving.app shares one per app); a tool that publishes outside an app gets
+        its own."""
         self._config = dict(config)
         self._config["stats_cb"] = self._on_stats
         self._config["error_cb"] = self._on_error
@@ -140,9 +143,12 @@ class KafkaPublisher:
         self._reported: set[int] = set()
         self._max_record_bytes = max_message_bytes(config) - _RECORD_OVERHEAD
         self._max_inflight = max_inflight_events
+        self._max_inflight_bytes = max_inflight_bytes
         self._metrics = metrics
         self._inflight_events = 0
+        self._inflight_bytes = 0
         self._inflight_gauge = metrics.turn_gauge(metrics.inflight_events)
+        self._inflight_bytes_gauge = metrics.turn_gauge(metrics.inflight_bytes)
         self._producer: Producer | None = None
         self._poll_on_loop = delivery_reports == "loop"
         self._poller: LoopPoller | ThreadPoller | None = None
@@ -214,17 +220,22 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None or not self._ready:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
-        check_record_sizes(records, self._max_record_bytes)
+        size = check_record_sizes(records, self._max_record_bytes)
         count = len(records)
-        if self._inflight_events + count > self._max_inflight:
+        if self._inflight_events + count > self._max_inflight or self._over_byte_limit(size):
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
 
         loop = asyncio.get_running_loop()
-        # The in-flight count is released when the last acknowledgement arrives, not when
-        # the caller stops waiting: until then the records still occupy the producer.
-        batch = _Batch(count, loop, self._release, self._loop_thread, self._hand_over)
+        # The in-flight counts are released when the last acknowledgement arrives, not when
+        # the caller stops waiting: until then the records still occupy the producer. The
+        # bytes all go together then, those of records never produced included.
+        batch = _Batch(
+            count, loop, partial(self._release, size=size), self._loop_thread, self._hand_over
+        )
         self._inflight_events += count
+        self._inflight_bytes += size
         self._inflight_gauge.set(self._inflight_events)
+        self._inflight_bytes_gauge.set(self._inflight_bytes)
         started = time.perf_counter()
         sent = 0
         # Looked up once: a delivery may hold thousands of records.
@@ -284,9 +295,18 @@ class KafkaPublisher:
                 code="produce_failed",
             )
 
-    def _release(self, count: int) -> None:
+    def _over_byte_limit(self, size: int) -> bool:
+        # A delivery larger than the limit still goes through once nothing else is in
+        # flight: refusing it for good would make UltraCart retry it forever.
+        limit, held = self._max_inflight_bytes, self._inflight_bytes
+        return limit is not None and held > 0 and held + size > limit
+
+    def _release(self, count: int, size: int = 0) -> None:
         self._inflight_events -= count
         self._inflight_gauge.set(self._inflight_events)
+        if size:
+            self._inflight_bytes -= size
+            self._inflight_bytes_gauge.set(self._inflight_bytes)
 
     def _count_error(self, name: str) -> None:
         self._metrics.produce_errors.labels(error=name or "unknown").inc()

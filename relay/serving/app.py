@@ -138,6 +138,7 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
             settings.intake.max_inflight_events,
             metrics,
             settings.kafka.delivery_reports,
+            max_inflight_bytes=settings.intake.max_inflight_bytes,
             deadlines=deadlines,
         )
         sink = publisher
@@ -161,6 +162,7 @@ def build_runtime(settings: Settings, sink: EventSink | None = None) -> Runtime:
 def export_limits(limits: LimitGauges, settings: Settings) -> None:
     """The limits this process enforces (a worker's share of them with several workers)."""
     limits.max_inflight_events.set(settings.intake.max_inflight_events)
+    limits.max_inflight_bytes.set(settings.intake.max_inflight_bytes)
     limits.max_concurrent_connections.set(settings.server.max_concurrent_connections)
     limits.max_body_bytes.set(settings.intake.max_body_bytes)
     limits.spool_max_bytes.set(settings.spool.max_bytes if settings.spool.enabled else 0)

@@ -95,6 +95,8 @@ def worker_settings(settings: Settings) -> Settings:
         max_inflight_events=max(
             settings.intake.max_events_per_delivery, settings.intake.max_inflight_events // count
         ),
+        # No floor needed: a delivery is admitted whatever its size when nothing is in flight.
+        max_inflight_bytes=max(1, settings.intake.max_inflight_bytes // count),
     )
     return msgspec.structs.replace(
         settings, server=server, intake=intake, ultracart=StatusPollSettings()

@@ -115,6 +115,9 @@ class IntakeSettings(Table, frozen=True):
     # its retry start instead of a timeout it may count differently.
     ack_deadline_seconds: float = 10.0
     max_inflight_events: int = 100_000
+    # Bytes of event data handed to the producer and not yet acknowledged. The events limit
+    # alone let a worker hold hundreds of MB of large orders while Kafka was slow.
+    max_inflight_bytes: int = 64 * 1024 * 1024
     retry_after_seconds: int = 5
     accepted_content_types: tuple[str, ...] = ("application/json", "text/json")
     # UltraCart does not document its Content-Type; a body without one is read as JSON.
@@ -136,6 +139,7 @@ class IntakeSettings(Table, frozen=True):
             ("intake.max_decompressed_bytes", self.max_decompressed_bytes),
             ("intake.max_events_per_delivery", self.max_events_per_delivery),
             ("intake.max_inflight_events", self.max_inflight_events),
+            ("intake.max_inflight_bytes", self.max_inflight_bytes),
         ):
             if value < 1:
                 raise ConfigError(f"{where} must be at least 1", setting=where)

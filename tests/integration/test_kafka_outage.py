@@ -88,3 +88,50 @@ def test_sigterm_drains_in_flight_deliveries_before_exit(
         private_broker.bootstrap, [topic_prefix + "order_create"], expected_count=9
     )
     assert {r.key for r in records} == {f"OUT-{n}".encode() for n in range(9)}
+
+
+def test_the_byte_limit_refuses_deliveries_while_kafka_holds_others(
+    private_broker: LocalBroker, topic_prefix: str, tmp_path: Path
+) -> None:
+    """intake.max_inflight_bytes: 503 overloaded while unacknowledged bytes would pass it;
+    a delivery that finds nothing in flight goes through whatever its size."""
+    env = {
+        **topic_env(topic_prefix),
+        "RELAY_INTAKE__ACK_DEADLINE_SECONDS": "15",
+        # Smaller than any event: every delivery is over it, so only a lone one is admitted.
+        "RELAY_INTAKE__MAX_INFLIGHT_BYTES": "16",
+    }
+    with running_relay(private_broker.bootstrap, env, tmp_path / "relay.log") as relay:
+        assert relay.post(order_delivery("BIG-0", "BIG-1", "BIG-2")).status_code == 200
+        private_broker.signal(signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                waiting = pool.submit(relay.post, delivery(1))
+                wait_until(
+                    lambda: metric_sum(relay.metrics(), "relay_inflight_bytes") > 0,
+                    message="the first delivery is not waiting for its acknowledgement",
+                )
+                refused = relay.post(delivery(2))
+                assert refused.status_code == 503
+                assert refused.json()["error"] == "overloaded"
+                assert refused.headers.get("retry-after") == "5"
+                private_broker.signal(signal.SIGCONT)
+                assert waiting.result().status_code == 200
+        finally:
+            private_broker.signal(signal.SIGCONT)
+        wait_until(
+            lambda: metric_sum(relay.metrics(), "relay_inflight_bytes") == 0,
+            message="the acknowledged bytes were not released",
+        )
+        assert relay.post(delivery(3)).status_code == 200
+    records = consume_all(
+        private_broker.bootstrap, [topic_prefix + "order_create"], expected_count=5
+    )
+    # The refused delivery never reached Kafka; UltraCart re-sends it after Retry-After.
+    assert {r.key for r in records} == {
+        b"BIG-0",
+        b"BIG-1",
+        b"BIG-2",
+        b"OUT-1",
+        b"OUT-3",
+    }

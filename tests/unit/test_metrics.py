@@ -38,11 +38,13 @@ def test_limits_are_exported_from_the_settings() -> None:
             "max_inflight_events": 500,
             "max_events_per_delivery": 100,
             "max_body_bytes": 4096,
+            "max_inflight_bytes": 1 << 20,
         },
     )
     with TestClient(create_app(settings, sink=FakeSink())) as client:
         text = client.get("/metrics").text
     assert metric_sum(text, "relay_max_inflight_events") == 500
+    assert metric_sum(text, "relay_max_inflight_bytes") == 1 << 20
     assert metric_sum(text, "relay_max_concurrent_connections") == 50
     assert metric_sum(text, "relay_max_body_bytes") == 4096
     # Spool off: 0, which a fill ratio reads as 0/0 (no alert) rather than a full spool.

@@ -53,6 +53,7 @@ def test_relay_config_env_var_names_the_file(tmp_path: Path) -> None:
         ({"server": {"port": "80"}}, "server.port must be an integer"),
         ({"server": {"port": 9090}}, "admin_port must differ"),
         ({"intake": {"ack_deadline_seconds": 30}}, "below UltraCart's 30 s"),
+        ({"intake": {"max_inflight_bytes": 0}}, "intake.max_inflight_bytes must be at least 1"),
         ({"topics": {"template": "fixed"}}, "must contain '{event}'"),
         ({"topics": {"patterns": [{"match": "order_*"}]}}, "needs both match and topic"),
     ],

@@ -19,10 +19,12 @@ def test_each_worker_enforces_its_share_of_relay_wide_limits() -> None:
         "RELAY_SERVER__WORKERS": "4",
         "RELAY_SERVER__MAX_CONCURRENT_CONNECTIONS": "1001",
         "RELAY_INTAKE__MAX_INFLIGHT_EVENTS": "100000",
+        "RELAY_INTAKE__MAX_INFLIGHT_BYTES": "4000001",
     }
     settings = worker_settings(Settings.load(env=env))
     assert settings.server.max_concurrent_connections == 251
     assert settings.intake.max_inflight_events == 25_000
+    assert settings.intake.max_inflight_bytes == 1_000_000
 
 
 def test_workers_leave_the_status_poller_to_the_supervisor() -> None:
