@@ -65,6 +65,7 @@ class SpoolingSink:
         drain_timeout: float,
         quarantine: Quarantine,
         drain_records: int = _DRAIN_RECORDS,
+        drain_bytes: int = _DRAIN_BYTES,
     ) -> None:
         self._kafka = kafka
         self._log = log
@@ -74,6 +75,7 @@ class SpoolingSink:
         self._max_record_bytes = max_record_bytes
         self._drain_timeout = drain_timeout
         self._drain_records = drain_records
+        self._drain_bytes = drain_bytes
         self._group_sync = GroupSync(log.sync)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -258,7 +260,7 @@ class SpoolingSink:
             delay = min(delay * 2, _BACKOFF_MAX)
 
     async def _drain_once(self) -> int:
-        batch = await asyncio.to_thread(self._log.head, self._drain_records, _DRAIN_BYTES)
+        batch = await asyncio.to_thread(self._log.head, self._drain_records, self._drain_bytes)
         deliveries = [decode_delivery(payload).records for _, payload in batch]
         records = [r for delivery in deliveries for r in delivery]
         try:
@@ -323,5 +325,8 @@ def build_spooling_sink(
         # Inside the spool's directory (the segments are only its *.seg files), so it sits
         # on the same volume and needs no setting of its own.
         quarantine=Quarantine(Path(spool.directory) / "quarantine"),
+        # Half of each in-flight limit at most, so that a drain batch fits beside intake's
+        # own deliveries (it is sent again one delivery at a time when Kafka refuses a record).
         drain_records=max(1, min(_DRAIN_RECORDS, settings.intake.max_inflight_events // 2)),
+        drain_bytes=max(1, min(_DRAIN_BYTES, settings.intake.max_inflight_bytes // 2)),
     )
