@@ -165,7 +165,15 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes, *, what: str) -> An
         shape_error = str(exc)
     # Valid JSON of the wrong shape (or JSON the typed decoder gave up on before its end):
     # rare, so the document is decoded again in full and the precise reason worked out.
-    _explain_shape(_refusing_bad_json(_ANY, data, what), what=what)
+    try:
+        document = _refusing_bad_json(_ANY, data, what)
+    except msgspec.ValidationError:
+        # A number no float holds (1e999) where a delivery has no number: valid JSON that
+        # msgspec will not decode, so the typed decoder's words (which say where) must do.
+        nested = "- at `$" in shape_error
+        code = "bad_events" if nested else "not_a_delivery"
+        raise InvalidDelivery(f"{what} is not a delivery: {shape_error}", code=code) from None
+    _explain_shape(document, what=what)
     raise InvalidDelivery(f"{what} is not a delivery: {shape_error}", code="bad_events")
 
 

@@ -140,6 +140,11 @@ def test_compressed_events_are_inflated(inner: object) -> None:
         (b'{"events": [{"a": {}}]} {}', MalformedDelivery, "malformed_json"),
         (b'{"events": [{"a": {}}], "events": 7}', InvalidDelivery, "bad_events"),
         (b"0 !", MalformedDelivery, "malformed_json"),
+        # Numbers no float holds, where a delivery has none (found by the fuzzer: a 500).
+        (b"4" * 35 + b"e4444444", InvalidDelivery, "not_a_delivery"),
+        (b'{"events": 1e999}', InvalidDelivery, "bad_events"),
+        (b'{"events": [1e999]}', InvalidDelivery, "bad_events"),
+        (b'[{"a": {}}, -1e999]', InvalidDelivery, "bad_events"),
         (b"[" * 5000 + b"]" * 5000, InvalidDelivery, "too_deeply_nested"),
         (
             b'{"events": [{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
