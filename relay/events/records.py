@@ -55,7 +55,7 @@ class Record(NamedTuple):
 _new_record = partial(tuple.__new__, Record)
 
 
-def check_record_sizes(records: Sequence[Record], max_record_bytes: int) -> int:
+def checked_record_bytes(records: Sequence[Record], max_record_bytes: int) -> int:
     """Refuse (413 ``event_too_large``) a delivery with a record the producer would refuse;
     otherwise return the records' value bytes in all (what the in-flight byte limit counts).
 

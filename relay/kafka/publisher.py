@@ -29,7 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
 from relay.events.errors import RecordsRefused, Unavailable
-from relay.events.records import Record, check_record_sizes
+from relay.events.records import Record, checked_record_bytes
 from relay.kafka.client_config import max_message_bytes
 from relay.kafka.delivery_reports import LoopPoller, ThreadPoller
 from relay.kafka.errors import KafkaRefused, is_permanent, reason, translate
@@ -220,7 +220,7 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None or not self._ready:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
-        size = check_record_sizes(records, self._max_record_bytes)
+        size = checked_record_bytes(records, self._max_record_bytes)
         count = len(records)
         if self._inflight_events + count > self._max_inflight or self._over_byte_limit(size):
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")

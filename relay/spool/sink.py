@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.events.errors import DeliveryError, RecordsRefused, Unavailable
-from relay.events.records import Record, check_record_sizes
+from relay.events.records import Record, checked_record_bytes
 from relay.events.sink import EventSink
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
@@ -140,7 +140,7 @@ class SpoolingSink:
             raise self._failed_error()
         if not self.ready:
             raise Unavailable("the spool is not usable; retry later", code="spool_unavailable")
-        check_record_sizes(records, self._max_record_bytes)
+        checked_record_bytes(records, self._max_record_bytes)
         reason = "backlog"
         if self._log.pending_entries == 0:
             reserve = min(_SPOOL_RESERVE_MAX, timeout / 4)
