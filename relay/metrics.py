@@ -124,6 +124,13 @@ class RelayMetrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.inflight_body_bytes = Gauge(
+            "relay_inflight_body_bytes",
+            "Bytes of request bodies held by deliveries being read, parsed, published or "
+            "answered (admitted against intake.max_inflight_bytes by Content-Length).",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.payload_bytes = Histogram(
             "relay_payload_bytes",
             "Size of delivery bodies as received (before decompression).",

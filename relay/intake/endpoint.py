@@ -40,12 +40,13 @@ from relay.events.errors import (
 )
 from relay.events.records import Record, RecordBuilder, now_utc
 from relay.events.sink import EventSink
+from relay.intake.admission import BodyBudget, BodyHold
 from relay.intake.basic_auth import BasicCredentials
 from relay.intake.body import Receive, check_media_type, decode_content_encoding, read_body
 from relay.intake.dead_letter import dead_letter_record
 from relay.intake.parsing import parse_delivery
 from relay.intake.responses import EMPTY_400, Answer, Send, error_answer, ok_answer, send_answer
-from relay.intake.signature import SignatureVerifier
+from relay.intake.signature import SignatureVerifier, SignedRequest
 from relay.log_context import delivery_id_var
 from relay.metrics import RelayMetrics
 from relay.settings import Settings
@@ -127,6 +128,13 @@ class DeliveryEndpoint:
         self._shapes_seen: set[str] = set()
         self._accepted_types: set[str] = set()
         self._inflight = metrics.turn_gauge(metrics.inflight_deliveries)
+        # The same limit as the publisher's, for a different holding: the bodies, which are
+        # read in full before anything is published (relay/intake/admission.py).
+        self._bodies = BodyBudget(
+            self._intake.max_inflight_bytes,
+            self._intake.max_body_bytes,
+            metrics.turn_gauge(metrics.inflight_body_bytes),
+        )
         self._payload_bytes = metrics.payload_bytes
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
@@ -163,13 +171,31 @@ class DeliveryEndpoint:
     async def _handle(
         self, receive: Receive, headers: Mapping[str, str], delivery_id: str, started: float
     ) -> Answer:
+        # Every configured check passes before anything else is looked at: nothing of an
+        # unauthenticated request reaches Kafka, the dead-letter topic included, and an
+        # unauthenticated request is refused before it can take any of the body budget.
+        signed = self._check_sender(headers)
+        hold = self._bodies.admit(headers.get("content-length"))
+        try:
+            return await self._admitted(receive, headers, signed, hold, delivery_id, started)
+        finally:
+            self._bodies.release(hold)
+
+    async def _admitted(
+        self,
+        receive: Receive,
+        headers: Mapping[str, str],
+        signed: SignedRequest | None,
+        hold: BodyHold,
+        delivery_id: str,
+        started: float,
+    ) -> Answer:
         received = now_utc()
         body = b""
         records: list[Record] = []
         try:
-            # Every configured check passes before anything else is looked at: nothing of
-            # an unauthenticated request reaches Kafka, the dead-letter topic included.
-            body = await self._authenticated_body(receive, headers)
+            body = await self._verified_body(receive, headers, signed)
+            self._bodies.settle(hold, len(body))
             self._payload_bytes.observe(len(body))
             # Checked after reading so that a refused body still reaches the dead-letter topic.
             self._check_media_type(headers.get("content-type", ""))
@@ -202,19 +228,28 @@ class DeliveryEndpoint:
             self._accepted_types = set()
         self._accepted_types.add(content_type)
 
-    async def _authenticated_body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
-        """The body of a request that passed every configured check; ``Unauthorized`` if not.
+    def _check_sender(self, headers: Mapping[str, str]) -> SignedRequest | None:
+        """``Unauthorized`` unless the request passes every check that precedes its body.
 
-        Basic is checked before the body is read. A signature covers the body, so its
-        headers are checked first and the HMAC once the body is in; a body that cannot be
-        read in full within the limits cannot be verified, and is refused as
-        unauthenticated rather than dead-lettered.
+        Basic is checked in full. A signature covers the body, so only its headers are
+        checked here; the HMAC is checked once the body is in (``_verified_body``).
         """
         if self._auth.basic is not None:
             self._auth.basic.check(headers.get("authorization"))
         if self._auth.signature is None:
+            return None
+        return self._auth.signature.check_headers(headers)
+
+    async def _verified_body(
+        self, receive: Receive, headers: Mapping[str, str], signed: SignedRequest | None
+    ) -> bytes:
+        """The body, once it passed the signature check if one is configured.
+
+        A body that cannot be read in full within the limits cannot be verified, and is
+        refused as unauthenticated rather than dead-lettered.
+        """
+        if signed is None:
             return await self._read(receive, headers)
-        signed = self._auth.signature.check_headers(headers)
         try:
             body = await self._read(receive, headers)
         except (PayloadTooLarge, RequestTimeout):
