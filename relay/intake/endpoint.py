@@ -192,7 +192,6 @@ class DeliveryEndpoint:
     ) -> Answer:
         received = now_utc()
         body = b""
-        records: list[Record] = []
         try:
             body = await self._verified_body(receive, headers, signed)
             self._bodies.settle(hold, len(body))
@@ -209,10 +208,16 @@ class DeliveryEndpoint:
             )
             self._note_shape(delivery.shape)
             records = self._builder.build(delivery.events, delivery_id, received)
-            await self._sink.publish(records, self._remaining(started))
         except RejectedDelivery as exc:
             await self._dead_letter(exc, body, delivery_id, received, headers, started)
             raise
+        # Only the records are needed from here on (the sink raises nothing that is
+        # dead-lettered). The body is let go before the wait for acknowledgements, which is
+        # most of a delivery's life under load: a delivery then holds its records and
+        # librdkafka's copy of them, not a third copy (docs/performance.md, issue 22).
+        del body, decoded, delivery
+        try:
+            await self._sink.publish(records, self._remaining(started))
         except Unavailable:
             self._count_events(records, "failed")
             raise
