@@ -15,7 +15,8 @@ request can be read next to wrk's on the same server in the same minute.
 Parties (``--parties``, comma-separated): bare, floor, relay, benthos; floor-loop and
 relay-loop (``kafka.delivery_reports = "loop"``, where the others use the default poll
 thread); and ``<label>=<dir>``: relay as checked out in <dir> (a ``git archive`` of another
-commit, for before/after in one run), polling on the loop if the label ends in -loop.
+commit, for before/after in one run), polling on the loop if the label ends in -loop, with
+settings after it if given (``small=.+RELAY_INTAKE__MAX_INFLIGHT_BYTES=33554432``).
 
 python -m bench.closed_loop --bootstrap 127.0.0.1:19092 --parties bare,relay --connections 4,32,128
 """
@@ -100,9 +101,12 @@ def party(text: str) -> Party:
     }
     if where:
         # relay from another checkout, under any label; a label ending in -loop polls on
-        # the event loop.
+        # the event loop. Settings may follow the directory as +RELAY_X=value, so that two
+        # values of one limit take turns in the same run.
+        where, *settings = where.split("+")
         reports = "loop" if name.endswith("-loop") else "thread"
-        return Party(name, "relay", {REPORTS: reports}, Path(where).resolve())
+        env = {REPORTS: reports, **dict(item.split("=", 1) for item in settings)}
+        return Party(name, "relay", env, Path(where).resolve())
     if name not in parties:
         raise SystemExit(f"unknown party {text!r}; one of {', '.join(parties)}, <label>=<dir>")
     return parties[name]
@@ -182,6 +186,8 @@ def measure(
             errors = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
             rows[str(count)] = {
                 "rate": round(done / wall, 1),
+                # Answers other than 2xx/3xx (here the 503s of admission) are in rate too.
+                "ok_rate": round((done - result["status"]) / wall, 1),
                 "p50_ms": result["p50_us"] / 1000,
                 "p99_ms": result["p99_us"] / 1000,
                 "errors": errors,
@@ -255,17 +261,21 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Closed loop (wrk), {report['scenario']}, {report['workers']} workers, "
         f"{report['seconds']:g} s per run",
         "",
-        "| round | party | connections | deliv/s | p50 / p99 (ms) | errors "
-        "| server CPU µs/deliv | wrk CPU µs/req | other cores | load avg |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| round | party | connections | answers/s | 2xx/s | p50 / p99 (ms) | errors "
+        "| server CPU µs/deliv | wrk CPU µs/req | other cores | load avg | peak RSS (MB) |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for run in report["runs"]:
         for count, row in run["wrk"].items():
             lines.append(
                 f"| {run['round']} | {run['party']} | {count} | {row['rate']:,.0f} "
+                f"| {row.get('ok_rate', row['rate']):,.0f} "
                 f"| {row['p50_ms']:.1f} / {row['p99_ms']:.1f} | {row['errors']} "
                 f"| {row['server_cpu_us']} | {row['generator_cpu_us']} "
-                f"| {row['cores']['other']:.2f} | {row['load_average']:.1f} |"
+                f"| {row['cores']['other']:.2f} | {row['load_average']:.1f} "
+                # Peak over the party's whole run (every connection count), the largest
+                # of its processes: the same figure on each of its rows.
+                f"| {run['peak_rss_mb']} |"
             )
     found = [r for r in report["runs"] if r.get("loadgen")]
     if found:
