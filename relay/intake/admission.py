@@ -15,7 +15,9 @@ counted once read, so that it holds back the deliveries after it.
 
 from __future__ import annotations
 
+from relay.events.byte_limit import over_byte_limit
 from relay.events.errors import Unavailable
+from relay.intake.body import declared_length
 from relay.turn_gauges import TurnGauge
 
 
@@ -47,17 +49,16 @@ class BodyBudget:
     def admit(self, declared: str | None) -> BodyHold:
         """Reserve a body's declared length, or refuse the delivery (503 ``overloaded``).
 
-        A body is admitted whatever its size while no other is held: refusing a delivery
-        larger than the limit for good would make UltraCart retry it forever, and
+        A body is admitted whatever its size while no other is held (relay.events.byte_limit);
         ``intake.max_body_bytes`` bounds it anyway.
         """
-        size = int(declared) if declared is not None and declared.isdigit() else 0
+        size = declared_length(declared) or 0
         if size > self._max_body_bytes:
             # Refused unread as too large (413) by the body reader: it holds nothing, and
             # must get that answer rather than a 503 that would have it sent again.
             size = 0
         held = self._held
-        if held and held + size > self._limit:
+        if over_byte_limit(held, size, self._limit):
             raise Unavailable(
                 "relay holds as many delivery bodies as it may; retry later", code="overloaded"
             )

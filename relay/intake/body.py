@@ -30,13 +30,20 @@ def check_media_type(content_type: str, intake: IntakeSettings) -> None:
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
+def declared_length(header: str | None) -> int | None:
+    """The Content-Length header as a number; None if absent (a chunked body) or not plain
+    digits (then the body is judged as it is read)."""
+    return int(header) if header is not None and header.isdigit() else None
+
+
 async def read_body(
     receive: Receive, declared: str | None, limit: int, timeout: float, deadlines: Deadlines
 ) -> bytes:
     """The body from the ASGI messages; ``declared`` is the Content-Length header, if any."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    length = declared_length(declared)
+    if length is not None and length > limit:
         # Refuse before reading: no point receiving megabytes we will not keep.
-        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+        raise PayloadTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
     # The ASGI messages themselves: a delivery's body is usually one message, and this path
     # runs for every delivery.
     chunks: list[bytes] = []

@@ -28,6 +28,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from relay.deadlines import Deadlines
+from relay.events.byte_limit import over_byte_limit
 from relay.events.errors import RecordsRefused, Unavailable
 from relay.events.records import Record, checked_record_bytes
 from relay.kafka.client_config import max_message_bytes
@@ -222,7 +223,9 @@ class KafkaPublisher:
             raise Unavailable("Kafka is not reachable; retry later", code="kafka_unavailable")
         size = checked_record_bytes(records, self._max_record_bytes)
         count = len(records)
-        if self._inflight_events + count > self._max_inflight or self._over_byte_limit(size):
+        if self._inflight_events + count > self._max_inflight or over_byte_limit(
+            self._inflight_bytes, size, self._max_inflight_bytes
+        ):
             raise Unavailable("relay is at its in-flight limit; retry later", code="overloaded")
 
         loop = asyncio.get_running_loop()
@@ -294,12 +297,6 @@ class KafkaPublisher:
                 f"({batch.errors[0].name()}); retry later",
                 code="produce_failed",
             )
-
-    def _over_byte_limit(self, size: int) -> bool:
-        # A delivery larger than the limit still goes through once nothing else is in
-        # flight: refusing it for good would make UltraCart retry it forever.
-        limit, held = self._max_inflight_bytes, self._inflight_bytes
-        return limit is not None and held > 0 and held + size > limit
 
     def _release(self, count: int, size: int = 0) -> None:
         self._inflight_events -= count
